@@ -1,0 +1,239 @@
+"""The management API under /runtime/webhooks/durabletask (and /durabletask for SDK clients).
+
+Status codes and bodies follow Azure Durable Functions' HTTP API. Under /durabletask, start
+inputs and event data arrive JSON-encoded twice (the out-of-process SDK convention) and are
+decoded twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from durafn.client import DurableOrchestrationClient
+from durafn.errors import BadRequestError, DurafnError, InvalidInstanceStateError
+from durafn.http import parse_json_body
+from durafn.host.errors import durafn_error, error_response, unexpected_error
+from durafn.host.triggers import ClientFactory, read_body, to_response
+from durafn.management import WEBHOOK_PREFIX, check_status_response
+from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
+
+SDK_PREFIX = "/durabletask"
+CONTINUATION_HEADER = "x-ms-continuation-token"
+MAX_TOP = 1000
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+ManagementAuthorizer = Callable[[Request], Awaitable[None]]
+
+
+def parse_bool(params: dict[str, str] | Any, name: str, default: bool) -> bool:
+    """A boolean query parameter (true/false/1/0); BadRequestError for anything else."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = str(raw).lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequestError(f"query parameter {name} must be true or false, not {raw!r}")
+
+
+def parse_datetime(name: str, raw: str) -> datetime:
+    """An ISO 8601 time (``Z`` or an offset; none means UTC; any fraction of a second)."""
+    text = raw.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequestError(
+            f"query parameter {name} must be an ISO 8601 time such as 2026-01-31T12:00:00Z, "
+            f"not {raw!r}"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def parse_query(params: Any, token: str | None) -> InstanceQuery:
+    """The instance filter of ``GET/DELETE /instances``; BadRequestError names a bad value."""
+    statuses = None
+    raw_status = params.get("runtimeStatus")
+    if raw_status:
+        statuses = set()
+        for item in raw_status.split(","):
+            try:
+                statuses.add(OrchestrationRuntimeStatus(item.strip()))
+            except ValueError:
+                allowed = ", ".join(s.value for s in OrchestrationRuntimeStatus)
+                raise BadRequestError(
+                    f"runtimeStatus {item.strip()!r} is not one of {allowed}"
+                ) from None
+    top = None
+    raw_top = params.get("top")
+    if raw_top:
+        if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_TOP:
+            raise BadRequestError(f"top must be a whole number from 1 to {MAX_TOP}, not {raw_top!r}")
+        top = int(raw_top)
+    created_from = params.get("createdTimeFrom")
+    created_to = params.get("createdTimeTo")
+    return InstanceQuery(
+        runtime_status=frozenset(statuses) if statuses else None,
+        created_time_from=parse_datetime("createdTimeFrom", created_from) if created_from else None,
+        created_time_to=parse_datetime("createdTimeTo", created_to) if created_to else None,
+        instance_id_prefix=params.get("instanceIdPrefix") or None,
+        top=top,
+        continuation_token=token or None,
+    )
+
+
+@dataclass(frozen=True)
+class ManagementApi:
+    """The handlers of the management API, sharing a client factory and a body limit."""
+
+    client: ClientFactory
+    authorize: ManagementAuthorizer
+    body_limit: int
+    double_encoded: bool
+
+    async def _payload(self, request: Request) -> Any:
+        body = await read_body(request, self.body_limit)
+        value = parse_json_body(body)
+        if self.double_encoded and isinstance(value, str):
+            value = parse_json_body(value.encode())
+        return value
+
+    def _client(self, request: Request) -> DurableOrchestrationClient:
+        return self.client().with_base_url(str(request.base_url))
+
+    async def start(self, request: Request) -> Response:
+        """POST /orchestrators/{functionName}[/{instanceId}]: 202 and the check-status payload."""
+        client = self._client(request)
+        payload = await self._payload(request)
+        instance_id = await client.start_new(
+            request.path_params["functionName"], request.path_params.get("instanceId"), payload
+        )
+        return to_response(check_status_response(client.create_http_management_payload(instance_id)))
+
+    async def status(self, request: Request) -> Response:
+        """GET /instances/{id}: 202 while active, 200 when finished, 404 when unknown."""
+        params = request.query_params
+        instance_id = request.path_params["instanceId"]
+        status = await self._client(request).get_status(
+            instance_id,
+            show_history=parse_bool(params, "showHistory", False),
+            show_history_output=parse_bool(params, "showHistoryOutput", False),
+            show_input=parse_bool(params, "showInput", True),
+        )
+        if status is None:
+            return error_response(404, f"No instance with ID '{instance_id}' was found.")
+        code = 202 if status.runtime_status.is_active else 200
+        return JSONResponse(status.to_json(), status_code=code)
+
+    async def list(self, request: Request) -> Response:
+        """GET /instances: one page; the next page's token in x-ms-continuation-token."""
+        params = request.query_params
+        query = parse_query(params, request.headers.get(CONTINUATION_HEADER))
+        show_input = parse_bool(params, "showInput", False)
+        page = await self._client(request).query(query, show_input=show_input)
+        headers = {CONTINUATION_HEADER: page.continuation_token} if page.continuation_token else {}
+        return JSONResponse([s.to_json() for s in page.statuses], headers=headers)
+
+    async def raise_event(self, request: Request) -> Response:
+        """POST /instances/{id}/raiseEvent/{eventName}: 202; 404 unknown; 410 finished."""
+        data = await self._payload(request)
+        await self._client(request).raise_event(
+            request.path_params["instanceId"], request.path_params["eventName"], data
+        )
+        return Response(status_code=202)
+
+    async def act(self, request: Request) -> Response:
+        """POST /instances/{id}/terminate|suspend|resume|restart: 202; 404; 410."""
+        client = self._client(request)
+        instance_id = request.path_params["instanceId"]
+        action = request.path_params["action"]
+        reason = request.query_params.get("reason")
+        await read_body(request, self.body_limit)
+        if action == "terminate":
+            await client.terminate(instance_id, reason)
+        elif action == "suspend":
+            await client.suspend(instance_id, reason)
+        elif action == "resume":
+            await client.resume(instance_id, reason)
+        elif action == "restart":
+            new_id = parse_bool(request.query_params, "restartWithNewInstanceId", True)
+            restarted = await client.restart(instance_id, new_id)
+            return to_response(check_status_response(client.create_http_management_payload(restarted)))
+        else:
+            return error_response(404, f"unknown instance action '{action}'")
+        return Response(status_code=202)
+
+    async def purge(self, request: Request) -> Response:
+        """DELETE /instances/{id}: 200 {instancesDeleted}; 404 unknown; 409 while active."""
+        try:
+            result = await self._client(request).purge_instance_history(request.path_params["instanceId"])
+        except InvalidInstanceStateError as exc:
+            return error_response(409, str(exc))
+        return JSONResponse({"instancesDeleted": result.instances_deleted})
+
+    async def purge_by(self, request: Request) -> Response:
+        """DELETE /instances?filters: 200 {instancesDeleted}; finished instances only."""
+        query = parse_query(request.query_params, None)
+        client = self._client(request)
+        result = await client.purge_instance_history_by(
+            query.created_time_from,
+            query.created_time_to,
+            list(query.runtime_status) if query.runtime_status else None,
+        )
+        return JSONResponse({"instancesDeleted": result.instances_deleted})
+
+    def guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the management key check, with errors answered as JSON."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                await self.authorize(request)
+                return await handler(request)
+            except DurafnError as exc:
+                return await durafn_error(request, exc)
+            except Exception as exc:
+                return unexpected_error(request, exc)
+
+        return endpoint
+
+    def routes(self, prefix: str) -> list[BaseRoute]:
+        """The API's routes under ``prefix``."""
+        g = self.guarded
+        return [
+            Route(f"{prefix}/orchestrators/{{functionName}}", g(self.start), methods=["POST"]),
+            Route(
+                f"{prefix}/orchestrators/{{functionName}}/{{instanceId}}", g(self.start), methods=["POST"]
+            ),
+            Route(f"{prefix}/instances", g(self.list), methods=["GET"]),
+            Route(f"{prefix}/instances", g(self.purge_by), methods=["DELETE"]),
+            Route(f"{prefix}/instances/{{instanceId}}", g(self.status), methods=["GET"]),
+            Route(f"{prefix}/instances/{{instanceId}}", g(self.purge), methods=["DELETE"]),
+            Route(
+                f"{prefix}/instances/{{instanceId}}/raiseEvent/{{eventName}}",
+                g(self.raise_event),
+                methods=["POST"],
+            ),
+            Route(f"{prefix}/instances/{{instanceId}}/{{action}}", g(self.act), methods=["POST"]),
+        ]
+
+
+def management_routes(client: ClientFactory, authorize: ManagementAuthorizer, body_limit: int) -> list[BaseRoute]:
+    """The management API under the Azure webhook prefix and the SDK prefix."""
+    routes: list[BaseRoute] = []
+    routes += ManagementApi(client, authorize, body_limit, double_encoded=False).routes(WEBHOOK_PREFIX)
+    routes += ManagementApi(client, authorize, body_limit, double_encoded=True).routes(SDK_PREFIX)
+    return routes
+

@@ -1,0 +1,150 @@
+"""The activity worker: claim activity work items, run them, record each result or failure."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from durafn.app import App
+from durafn.errors import FunctionNotFoundError
+from durafn.functions import FunctionKind, FunctionSpec
+from durafn.models import FailureDetails
+from durafn.replay.history import HistoryEvent, TaskCompleted, TaskFailed
+from durafn.runtime.config import RuntimeConfig
+from durafn.runtime.dispatcher import Clock
+from durafn.runtime.signals import Signals, wait
+from durafn.serialization import decode, decode_as, encode
+from durafn.store.aio import AsyncStore
+from durafn.store.base import ActivityWorkItem
+
+log = logging.getLogger("durafn.activities")
+
+
+def _input_binding(spec: FunctionSpec) -> tuple[str | None, Any]:
+    """The parameter that receives the input (None: the function takes none) and its annotation."""
+    try:
+        signature = inspect.signature(spec.fn, eval_str=True)
+    except (NameError, TypeError, ValueError):
+        signature = inspect.signature(spec.fn)
+    params = list(signature.parameters.values())
+    if spec.input_name is not None:
+        chosen = signature.parameters.get(spec.input_name)
+    else:
+        chosen = params[0] if params else None
+    if chosen is None:
+        return None, None
+    return chosen.name, chosen.annotation
+
+
+class ActivityWorker:
+    """Runs activities: ``async def`` ones in the event loop, sync ones in a bounded thread pool."""
+
+    def __init__(
+        self,
+        app: App,
+        db: AsyncStore,
+        signals: Signals,
+        config: RuntimeConfig,
+        worker_id: str,
+        clock: Clock,
+    ) -> None:
+        self._app = app
+        self._db = db
+        self._signals = signals
+        self._config = config
+        self._worker_id = worker_id
+        self._clock = clock
+        self._threads = ThreadPoolExecutor(config.activity_threads, thread_name_prefix="durafn-activity")
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._bindings: dict[str, tuple[FunctionSpec, str | None, Any]] = {}
+        for spec in app.functions:
+            if spec.kind is FunctionKind.ACTIVITY:
+                name, annotation = _input_binding(spec)
+                self._bindings[spec.name.lower()] = (spec, name, annotation)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and run activities until ``stopping`` is set."""
+        while not stopping.is_set():
+            free = self._config.max_concurrent_activities - len(self._inflight)
+            if free <= 0:
+                await wait(self._slot_freed, self._config.poll_interval)
+                continue
+            try:
+                claimed = await self.claim(free)
+            except Exception:
+                log.exception("claiming activities failed; retrying")
+                claimed = 0
+                await asyncio.sleep(self._config.poll_interval)
+            if not claimed:
+                await wait(self._signals.activities, self._config.poll_interval)
+
+    async def claim(self, limit: int) -> int:
+        """Claim up to ``limit`` work items and start running them; how many were claimed."""
+        now = self._clock()
+        lease_until = now + timedelta(seconds=self._config.lease_seconds)
+        items = await self._db.run(
+            self._db.store.claim_activities, self._worker_id, now, lease_until, limit
+        )
+        for item in items:
+            task = asyncio.create_task(self._execute(item), name=f"activity {item.name}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return len(items)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+
+    async def _execute(self, item: ActivityWorkItem) -> None:
+        event = await self._invoke(item)
+        ok = await self._db.run(self._db.store.complete_activity, item, event, self._clock())
+        if ok:
+            self._signals.work_added()
+
+    async def _invoke(self, item: ActivityWorkItem) -> HistoryEvent:
+        binding = self._bindings.get(item.name.lower())
+        if binding is None:
+            known = [spec.name for spec, _, _ in self._bindings.values()]
+            error = FunctionNotFoundError("activity", item.name, known)
+            return self._failed(item, type(error).__name__, str(error), "")
+        spec, param, annotation = binding
+        try:
+            args: dict[str, Any] = {}
+            if param is not None:
+                args[param] = decode_as(decode(item.input), annotation)
+            result = await self._call(spec.fn, args)
+            payload = encode(result, f"result of activity '{spec.name}'")
+        except Exception as exc:
+            return self._failed(item, type(exc).__name__, str(exc), traceback.format_exc())
+        return TaskCompleted(timestamp=self._clock(), task_id=item.task_id, result=payload)
+
+    async def _call(self, fn: Callable[..., Any], args: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**args)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._threads, lambda: fn(**args))
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _failed(self, item: ActivityWorkItem, error_type: str, message: str, tb: str) -> TaskFailed:
+        failure = FailureDetails(error_type, message, tb, item.name)
+        return TaskFailed(timestamp=self._clock(), task_id=item.task_id, failure=failure)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for activities in flight, then cancel the rest (their work
+        items stay in the store and run again: activities are at-least-once)."""
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        self._threads.shutdown(wait=False, cancel_futures=True)

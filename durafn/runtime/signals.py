@@ -1,0 +1,41 @@
+"""In-process wake-ups: work added, timers changed, instances changed; polling covers the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Signals:
+    """Events the workers sleep on, so work added in this process starts at once."""
+
+    def __init__(self) -> None:
+        self.orchestrations = asyncio.Event()
+        self.activities = asyncio.Event()
+        self.timers = asyncio.Event()
+        self._changes: dict[str, asyncio.Event] = {}
+
+    def work_added(self) -> None:
+        """New messages or activities may be waiting in the store."""
+        self.orchestrations.set()
+        self.activities.set()
+
+    def instance_changed(self, instance_id: str) -> None:
+        """A step for ``instance_id`` was committed: wake whoever waits on it."""
+        event = self._changes.pop(instance_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait_for_change(self, instance_id: str, timeout: float) -> None:
+        """Return when ``instance_id`` commits a step, or after ``timeout`` seconds."""
+        event = self._changes.setdefault(instance_id, asyncio.Event())
+        await wait(event, timeout)
+
+
+async def wait(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds and clear it; True if it was set."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    was_set = event.is_set()
+    event.clear()
+    return was_set

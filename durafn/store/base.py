@@ -1,0 +1,257 @@
+"""The store interface: everything durafn persists, behind one Protocol with one conformance suite.
+
+An instance's *inbox* holds messages (history events not yet processed: ExecutionStarted,
+TaskCompleted, EventRaised, TimerFired, control events such as ExecutionTerminated). A message with
+``visible_at`` in the future is a durable timer: it becomes claimable when that time comes. The
+orchestration dispatcher claims instances that have visible messages, under a lease, and commits the
+whole step (history, new work, status, consumed messages) in one transaction with
+:meth:`Store.commit_step`. Activities are work items claimed under a lease; a lease that expires
+(its host died) makes the item claimable again, so activities run at least once.
+
+Every method is synchronous and atomic: it runs in one database transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
+from durafn.replay.history import HistoryEvent
+
+CONTROL_EVENT_TYPES = frozenset({"ExecutionTerminated", "ExecutionSuspended", "ExecutionResumed"})
+"""Message types a Suspended instance still processes (the others wait until it is resumed)."""
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """One orchestration instance as stored; payloads are JSON text."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    status: OrchestrationRuntimeStatus
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    created_time: datetime
+    last_updated_time: datetime
+    parent_instance_id: str | None = None
+    parent_task_id: int | None = None
+    history_length: int = 0
+    """How many history events the current execution has; lets a cached executor check it is current."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """An inbox message claimed for processing; ``id`` is passed back to commit_step as consumed."""
+
+    id: int
+    event: HistoryEvent
+
+
+@dataclass(frozen=True)
+class OrchestrationWorkItem:
+    """An instance claimed under a lease, with its visible messages in arrival order."""
+
+    instance: InstanceRecord
+    messages: list[Message]
+
+
+@dataclass(frozen=True)
+class ActivityWorkItem:
+    """An activity to run, claimed under a lease; ``attempt`` counts claims, this one included."""
+
+    id: int
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to put in an instance's inbox; ``visible_at`` in the future makes it a timer.
+
+    ``execution_id``, when set, ties the message to one execution of the instance: if the instance
+    has restarted or continued as new by the time it is claimed, the message is dropped.
+    """
+
+    instance_id: str
+    event: HistoryEvent
+    visible_at: datetime | None = None
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class NewActivity:
+    """An activity work item to create for the committing instance."""
+
+    task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass(frozen=True)
+class NewSubOrchestration:
+    """A child instance to create, reporting back to the committing instance as ``parent_task_id``.
+
+    If ``instance_id`` is already active, the store does not touch it and instead puts a
+    SubOrchestrationInstanceFailed message (InstanceExistsError) in the parent's inbox.
+    """
+
+    instance_id: str
+    name: str
+    input: str | None
+    execution_id: str
+    parent_task_id: int
+
+
+@dataclass
+class StepCommit:
+    """Everything one orchestration step changes, committed in one transaction."""
+
+    instance_id: str
+    execution_id: str
+    """The execution the step was computed for; the commit is refused if it is no longer current."""
+    worker_id: str
+    consumed: list[int]
+    """Ids of the inbox messages this step processed; they are deleted."""
+    history: list[HistoryEvent]
+    """Events appended to the history (or, with ``new_execution_id``, the whole new history)."""
+    status: OrchestrationRuntimeStatus
+    output: str | None = None
+    custom_status: str | None = None
+    activities: list[NewActivity] = field(default_factory=list)
+    messages: list[NewMessage] = field(default_factory=list)
+    sub_orchestrations: list[NewSubOrchestration] = field(default_factory=list)
+    new_execution_id: str | None = None
+    """Set by continue-as-new: the old history is deleted, ``history`` starts the new execution,
+    and ``new_input`` becomes the instance's input."""
+    new_input: str | None = None
+    release: bool = True
+    """Give the lease up after the commit (False keeps it, to process more messages at once)."""
+
+
+class Store(Protocol):
+    """Durable state of instances, histories, inboxes, timers and activity work items.
+
+    Terminal statuses (Completed, Failed, Terminated) are final for an execution: committing one
+    deletes the instance's remaining inbox messages and activity work items, and no message is
+    accepted for a terminal instance afterwards. Leases are identified by ``worker_id``; an
+    operation made under a lease that has been lost (expired and taken, or the instance
+    terminated and restarted) writes nothing and reports it.
+    """
+
+    url: str
+
+    def create_instance(
+        self,
+        instance_id: str,
+        name: str,
+        input: str | None,
+        execution_id: str,
+        now: datetime,
+    ) -> None:
+        """Create the instance as Pending with an ExecutionStarted message in its inbox.
+
+        Raises InstanceExistsError when the id is Pending, Running or Suspended, decided by the
+        database so that of concurrent starts exactly one wins. A Completed, Failed or Terminated
+        instance with that id is replaced, its old history, inbox and work deleted.
+        """
+        ...
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance, or None when there is none with that id."""
+        ...
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history in order ([] for an unknown instance)."""
+        ...
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        """Instances matching ``query`` ordered by (created_time, instance_id), and a continuation
+        token for the next page (None on the last page). Keyset paging: instances created while
+        a client pages appear on a later page, never twice and never skipped.
+        Raises BadRequestError for a malformed continuation token."""
+        ...
+
+    def enqueue_message(
+        self,
+        instance_id: str,
+        event: HistoryEvent,
+        now: datetime,
+        *,
+        allowed: frozenset[OrchestrationRuntimeStatus],
+        action: str,
+    ) -> None:
+        """Put ``event`` in the inbox if the instance's status is in ``allowed`` (checked in the same
+        transaction). Raises InstanceNotFoundError, or InvalidInstanceStateError naming ``action``."""
+        ...
+
+    def claim_orchestrations(
+        self, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OrchestrationWorkItem]:
+        """Lease up to ``limit`` instances that have messages visible at ``now`` and no live lease.
+
+        A Suspended instance is claimed only for control messages (CONTROL_EVENT_TYPES) and only
+        those are returned for it. Messages tied to an execution that is no longer current are
+        deleted, not returned.
+        """
+        ...
+
+    def commit_step(self, commit: StepCommit, now: datetime) -> bool:
+        """Apply one step atomically; False (and nothing written) if the lease or execution is lost."""
+        ...
+
+    def abandon_orchestration(self, instance_id: str, worker_id: str) -> None:
+        """Give up a lease without consuming anything, so the messages are claimed again."""
+        ...
+
+    def claim_activities(
+        self, worker_id: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[ActivityWorkItem]:
+        """Lease up to ``limit`` activity work items with no live lease, oldest first."""
+        ...
+
+    def complete_activity(self, item: ActivityWorkItem, event: HistoryEvent, now: datetime) -> bool:
+        """Delete the work item and put ``event`` (TaskCompleted/TaskFailed) in its instance's inbox.
+
+        False, and nothing written, when the item no longer exists (completed by another worker
+        after a lease expiry, or its instance ended or restarted).
+        """
+        ...
+
+    def renew_leases(self, worker_id: str, lease_until: datetime) -> None:
+        """Extend every lease ``worker_id`` holds (orchestrations and activities)."""
+        ...
+
+    def release_leases(self, worker_id: str) -> None:
+        """Drop every lease ``worker_id`` holds, so its work is claimable at once (clean shutdown)."""
+        ...
+
+    def attach_host(self, worker_id: str) -> None:
+        """Register a host that will claim work. SQLite allows one host per database file: it takes
+        an exclusive lock (StoreLockedError if held) and then frees the leases a killed host left."""
+        ...
+
+    def next_visible_time(self, now: datetime) -> datetime | None:
+        """The earliest ``visible_at`` after ``now`` of any message (the next timer), or None."""
+        ...
+
+    def purge_instance(self, instance_id: str) -> int:
+        """Delete a finished instance and everything it owns; returns 1.
+
+        Raises InstanceNotFoundError, or InvalidInstanceStateError while it is active."""
+        ...
+
+    def purge_instances(self, query: InstanceQuery) -> int:
+        """Delete every finished instance matching ``query`` (active ones are skipped); the count."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and locks."""
+        ...

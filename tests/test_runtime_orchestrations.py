@@ -1,0 +1,234 @@
+"""End to end through df.Runtime on a real SQLite file, with and without the executor cache."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durafn as df
+
+CACHE_SIZES = [0, 5000]
+
+
+def build_app() -> df.App:
+    app = df.App()
+    calls: list[str] = []
+
+    @app.orchestrator
+    def chain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        a = yield context.call_activity("hello", "Tokyo")
+        b = yield context.call_activity(hello, "London")
+        c = yield context.call_activity(hello, context.get_input())
+        return [a, b, c]
+
+    @app.activity
+    def hello(name: str) -> str:
+        calls.append(name)
+        return f"Hello {name}!"
+
+    @app.orchestrator
+    def fan(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        tasks = [context.call_activity(double, n) for n in range(context.get_input())]
+        results = yield context.task_all(tasks)
+        context.set_custom_status({"done": len(results)})
+        return sum(results)
+
+    @app.activity
+    async def double(n: int) -> int:
+        await asyncio.sleep(0)
+        return n * 2
+
+    @app.orchestrator
+    def parent(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        first = yield context.call_sub_orchestrator(chain, "Paris")
+        second = yield context.call_sub_orchestrator("fan", 4, instance_id=f"{context.instance_id}-fan")
+        return {"first": first, "second": second, "parent_seen": context.instance_id}
+
+    @app.orchestrator
+    def race(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        slow = context.call_activity(sleepy, 1.0)
+        fast = context.call_activity(sleepy, 0.0)
+        winner = yield context.task_any([slow, fast])
+        return winner.result
+
+    @app.activity
+    async def sleepy(seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @app.orchestrator
+    def catches(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        try:
+            yield context.call_activity(explode, "kaboom")
+        except df.TaskFailedError as err:
+            return {"type": err.error_type, "message": err.message, "has_tb": "explode" in err.traceback}
+        return "not reached"
+
+    @app.orchestrator
+    def fails(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        yield context.call_activity(explode, "unhandled")
+
+    @app.activity
+    def explode(message: str) -> None:
+        raise KeyError(message)
+
+    @app.orchestrator
+    def unknown_activity(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        yield context.call_activity("does_not_exist")
+
+    @app.orchestrator
+    def deterministic(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        before = (context.new_uuid(), context.current_utc_datetime.isoformat())
+        yield context.call_activity(hello, "x")
+        after = (context.new_uuid(), context.current_utc_datetime.isoformat())
+        return [before, after]
+
+    app.calls = calls  # type: ignore[attr-defined]
+    return app
+
+
+def run(
+    tmp_path: Path, cache_size: int, scenario: Callable[[df.Runtime], Coroutine[Any, Any, Any]]
+) -> Any:
+    app = build_app()
+
+    async def main() -> Any:
+        config = df.RuntimeConfig(cache_size=cache_size)
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}", config=config) as rt:
+            return await scenario(rt)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_chain_completes_with_history(tmp_path: Path, cache_size: int) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        instance_id = await rt.client.start_new("chain", None, "Berlin")
+        status = await rt.client.wait_for_completion(instance_id, 10)
+        assert status.runtime_status is df.OrchestrationRuntimeStatus.Completed
+        assert status.output == ["Hello Tokyo!", "Hello London!", "Hello Berlin!"]
+        full = await rt.client.get_status(instance_id, show_history=True, show_history_output=True)
+        assert full is not None and full.history is not None
+        kinds = [e["EventType"] for e in full.history]
+        assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionCompleted"
+        assert kinds.count("TaskScheduled") == 3 and kinds.count("TaskCompleted") == 3
+        completed = [e for e in full.history if e["EventType"] == "TaskCompleted"]
+        assert [e["Result"] for e in completed] == status.output
+        assert all(e["Name"] == "hello" and "ScheduledTime" in e for e in completed)
+        assert full.to_json()["input"] == "Berlin"
+
+    run(tmp_path, cache_size, scenario)
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        instance_id = await rt.client.start_new("fan", client_input=40)
+        status = await rt.client.wait_for_completion(instance_id, 20)
+        assert status.output == sum(n * 2 for n in range(40))
+        assert status.custom_status == {"done": 40}
+
+    run(tmp_path, cache_size, scenario)
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_sub_orchestrations(tmp_path: Path, cache_size: int) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        instance_id = await rt.client.start_new("parent", "p1")
+        status = await rt.client.wait_for_completion(instance_id, 10)
+        assert status.runtime_status is df.OrchestrationRuntimeStatus.Completed, status.output
+        assert status.output == {
+            "first": ["Hello Tokyo!", "Hello London!", "Hello Paris!"],
+            "second": 12,
+            "parent_seen": "p1",
+        }
+        child = await rt.client.get_status("p1-fan")
+        assert child is not None and child.output == 12
+
+    run(tmp_path, cache_size, scenario)
+
+
+def test_task_any_returns_the_first_to_finish(tmp_path: Path) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        status = await rt.client.wait_for_completion(await rt.client.start_new("race"), 10)
+        assert status.output == 0.0
+
+    run(tmp_path, 5000, scenario)
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_failures(tmp_path: Path, cache_size: int) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        caught = await rt.client.wait_for_completion(await rt.client.start_new("catches"), 10)
+        assert caught.output == {"type": "KeyError", "message": "'kaboom'", "has_tb": True}
+
+        failed = await rt.client.wait_for_completion(await rt.client.start_new("fails"), 10)
+        assert failed.runtime_status is df.OrchestrationRuntimeStatus.Failed
+        assert failed.output["error"] == "TaskFailedError"
+        assert "explode" in failed.output["message"] and "KeyError" in failed.output["message"]
+        assert failed.output["function"] == "fails"
+
+        missing = await rt.client.wait_for_completion(await rt.client.start_new("unknown_activity"), 10)
+        assert missing.runtime_status is df.OrchestrationRuntimeStatus.Failed
+        assert "does_not_exist" in missing.output["message"]
+
+    run(tmp_path, cache_size, scenario)
+
+
+def test_start_new_errors(tmp_path: Path) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        with pytest.raises(df.FunctionNotFoundError, match="nope"):
+            await rt.client.start_new("nope")
+        for bad in ["", "a/b", "x" * 257, "tab\there", "q?", "#"]:
+            with pytest.raises(df.InvalidInstanceIdError):
+                await rt.client.start_new("chain", bad)
+        with pytest.raises(df.SerializationError, match="input of orchestrator 'chain'"):
+            await rt.client.start_new("chain", None, object())
+        assert await rt.client.get_status_all() == []
+
+    run(tmp_path, 5000, scenario)
+
+
+def test_singleton_id_and_restart_after_completion(tmp_path: Path) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        await rt.client.start_new("race", "only-one")
+        with pytest.raises(df.InstanceExistsError):
+            await rt.client.start_new("race", "only-one")
+        await rt.client.wait_for_completion("only-one", 10)
+        await rt.client.start_new("chain", "only-one", "again")
+        status = await rt.client.wait_for_completion("only-one", 10)
+        assert status.name == "chain" and status.output[-1] == "Hello again!"
+        history = await rt.client.get_status("only-one", show_history=True)
+        assert history is not None and history.history is not None
+        assert [e["EventType"] for e in history.history].count("ExecutionStarted") == 1
+
+    run(tmp_path, 5000, scenario)
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_deterministic_values_are_stable(tmp_path: Path, cache_size: int) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        status = await rt.client.wait_for_completion(await rt.client.start_new("deterministic"), 10)
+        (uuid1, t1), (uuid2, t2) = status.output
+        assert uuid1 != uuid2 and t1 <= t2
+
+    run(tmp_path, cache_size, scenario)
+
+
+def test_work_survives_a_runtime_restart(tmp_path: Path) -> None:
+    """A chain started by one runtime and stopped mid-way is finished by the next."""
+    app = build_app()
+    storage = f"sqlite:///{tmp_path / 'durafn.db'}"
+
+    async def main() -> Any:
+        client = df.DurableOrchestrationClient.from_storage(storage, app=app)
+        async with client:
+            instance_id = await client.start_new("chain", None, "later")
+        async with df.Runtime(app, storage) as rt:
+            return await rt.client.wait_for_completion(instance_id, 10)
+
+    status = asyncio.run(main())
+    assert status.output == ["Hello Tokyo!", "Hello London!", "Hello later!"]
+    assert app.calls == ["Tokyo", "London", "later"]  # type: ignore[attr-defined]
