@@ -40,7 +40,9 @@ class Blueprint:
             self._specs[id(fn)] = spec
         return spec
 
-    def _set_kind(self, fn: Callable[..., Any], kind: FunctionKind, name: str | None) -> FunctionSpec:
+    def _set_kind(
+        self, fn: Callable[..., Any], kind: FunctionKind, name: str | None
+    ) -> FunctionSpec:
         spec = self._spec(fn)
         spec.kind = kind
         spec.kinds_seen.append(kind)
@@ -86,15 +88,19 @@ class Blueprint:
             else:
                 listed = [methods] if isinstance(methods, str) else list(methods)
                 spec.methods = tuple(str(getattr(m, "value", m)).upper() for m in listed)
-            spec.auth_level = AuthLevel(str(getattr(auth_level, "value", auth_level)).lower()) if (
-                auth_level is not None
-            ) else None
+            spec.auth_level = (
+                AuthLevel(str(getattr(auth_level, "value", auth_level)).lower())
+                if (auth_level is not None)
+                else None
+            )
             spec.trigger_arg_name = trigger_arg_name
             return fn
 
         return decorate
 
-    def durable_client_input(self, client_name: str = "client", **_azure_only: Any) -> Callable[[F], F]:
+    def durable_client_input(
+        self, client_name: str = "client", **_azure_only: Any
+    ) -> Callable[[F], F]:
         """Inject a DurableOrchestrationClient as keyword argument ``client_name``."""
 
         def decorate(fn: F) -> F:
@@ -140,7 +146,9 @@ class Blueprint:
 
         return decorate(fn) if fn is not None else decorate
 
-    def activity_trigger(self, input_name: str = "input", activity: str | None = None) -> Callable[[F], F]:
+    def activity_trigger(
+        self, input_name: str = "input", activity: str | None = None
+    ) -> Callable[[F], F]:
         """Azure spelling of :meth:`activity`: the input is passed as ``input_name``."""
 
         def decorate(fn: F) -> F:
@@ -156,7 +164,7 @@ class Blueprint:
         run_on_startup: bool = False,
         **_azure_only: Any,
     ) -> Callable[[F], F]:
-        """A cron trigger: six-field NCRONTAB (seconds first); ``arg_name`` receives a TimerRequest."""
+        """A cron trigger: six-field NCRONTAB, seconds first; ``arg_name`` gets the timer."""
 
         def decorate(fn: F) -> F:
             spec = self._set_kind(fn, FunctionKind.SCHEDULE, None)
@@ -182,7 +190,9 @@ class Blueprint:
 
         return decorate(fn) if fn is not None else decorate
 
-    def entity_trigger(self, context_name: str = "context", entity_name: str | None = None) -> Callable[[F], F]:
+    def entity_trigger(
+        self, context_name: str = "context", entity_name: str | None = None
+    ) -> Callable[[F], F]:
         """Azure spelling of :meth:`entity`."""
 
         def decorate(fn: F) -> F:
@@ -197,7 +207,9 @@ class App(Blueprint):
 
     def __init__(self, http_auth_level: AuthLevel | str = AuthLevel.FUNCTION) -> None:
         super().__init__()
-        self.http_auth_level = AuthLevel(str(getattr(http_auth_level, "value", http_auth_level)).lower())
+        self.http_auth_level = AuthLevel(
+            str(getattr(http_auth_level, "value", http_auth_level)).lower()
+        )
         self._blueprints: list[Blueprint] = []
 
     def register_functions(self, blueprint: Blueprint) -> None:
@@ -223,7 +235,7 @@ class App(Blueprint):
             raise AppValidationError(issues)
 
     def get_function(self, kind: FunctionKind, name: str) -> FunctionSpec:
-        """The function of ``kind`` named ``name`` (case-insensitive); FunctionNotFoundError if none."""
+        """The function of ``kind`` named ``name`` (any case); FunctionNotFoundError if none."""
         wanted = name.lower()
         specs = [s for s in self.functions if s.kind is kind]
         for spec in specs:

@@ -27,7 +27,9 @@ def main() -> None:
     default=None,
     help="Store URL [default: sqlite:///.durafn/durafn.db; env DURAFN_STORAGE].",
 )
-@click.option("--app", "app_target", default=None, help="The app as module:attr [default: function_app].")
+@click.option(
+    "--app", "app_target", default=None, help="The app as module:attr [default: function_app]."
+)
 @click.option(
     "--workers-activity",
     type=click.IntRange(min=1),
@@ -41,7 +43,7 @@ def start(
     app_target: str | None,
     workers_activity: int | None,
 ) -> None:
-    """Run the function app in this folder: HTTP triggers, orchestrations, activities.
+    r"""Run the function app in this folder: HTTP triggers, orchestrations, activities.
 
     \b
     Examples:
@@ -52,7 +54,11 @@ def start(
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        runtime = RuntimeConfig() if workers_activity is None else RuntimeConfig(activity_threads=workers_activity)
+        runtime = (
+            RuntimeConfig()
+            if workers_activity is None
+            else RuntimeConfig(activity_threads=workers_activity)
+        )
         config = HostConfig.from_env(
             host=host, port=port, storage=storage, app_target=app_target, runtime=runtime
         )

@@ -103,7 +103,7 @@ def to_status(
 
 
 class DurableOrchestrationClient:
-    """Starts orchestrations, reads their status and manages them; injected by durable_client_input."""
+    """Starts, queries and manages orchestrations; injected by ``durable_client_input``."""
 
     def __init__(
         self,
@@ -123,7 +123,9 @@ class DurableOrchestrationClient:
         self.management_key = management_key
 
     @classmethod
-    def from_storage(cls, url: str | None = None, *, app: App | None = None) -> DurableOrchestrationClient:
+    def from_storage(
+        cls, url: str | None = None, *, app: App | None = None
+    ) -> DurableOrchestrationClient:
         """A client on the store at ``url`` (default: ``.durafn/durafn.db``), without a host.
 
         Work it starts is run by a host (``durafn start`` or ``df.Runtime``) on the same store.
@@ -133,7 +135,7 @@ class DurableOrchestrationClient:
         return cls(AsyncStore(open_store(url or DEFAULT_STORAGE)), app=app, owns_store=True)
 
     def for_request(self, req: HttpRequest) -> DurableOrchestrationClient:
-        """This client with management URLs built from ``req``'s scheme, host and port."""
+        """A view of this client with management URLs built from ``req``'s scheme, host and port."""
         return self.with_base_url(base_url_of(req))
 
     def with_base_url(self, base_url: str) -> DurableOrchestrationClient:
@@ -278,7 +280,7 @@ class DurableOrchestrationClient:
         self._work_added()
 
     async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
-        """Send event ``event_name`` to the instance; buffered until the orchestrator waits for it."""
+        """Send ``event_name`` to the instance; it is kept until the orchestrator waits for it."""
         if not event_name or not isinstance(event_name, str):
             raise BadRequestError("an event name must be a non-empty string")
         data = encode(event_data, f"data of event '{event_name}'")
@@ -360,4 +362,3 @@ class DurableOrchestrationClient:
         if status.runtime_status is OrchestrationRuntimeStatus.Completed:
             return HttpResponse.json(status.output)
         return HttpResponse.json(status.to_json(), status_code=500)
-

@@ -19,7 +19,7 @@ DEFAULT_MODULE = "function_app"
 
 def _user_frame(exc: BaseException, path: Path | None) -> str:
     """``file:line`` of the deepest frame in the user's file (or anywhere, lacking one)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = list(traceback.extract_tb(exc.__traceback__))
     if path is not None:
         mine = [f for f in frames if Path(f.filename).resolve() == path.resolve()]
         if mine:
@@ -69,9 +69,7 @@ def _find_app(module: ModuleType, attr: str | None) -> App:
         return value
     apps = {name: value for name, value in vars(module).items() if isinstance(value, App)}
     if not apps:
-        raise AppLoadError(
-            f"{where} defines no durafn App; add 'app = df.App()' at module level"
-        )
+        raise AppLoadError(f"{where} defines no durafn App; add 'app = df.App()' at module level")
     if len(apps) > 1:
         if "app" in apps:
             return apps["app"]
@@ -103,4 +101,3 @@ def load_app(target: str | None = None, folder: str | Path | None = None) -> App
     app = _find_app(module, attr or None)
     app.validate()
     return app
-

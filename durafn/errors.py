@@ -1,22 +1,22 @@
 """Every exception durafn raises on purpose.
 
-    DurafnError                      base; ``status_code`` is the HTTP status it maps to
-    ├── AppLoadError                 function_app.py missing, failing to import, or holding no App
-    ├── AppValidationError           the App's bindings are inconsistent (lists every issue)
-    ├── FunctionNotFoundError        404: no orchestrator/activity/entity of that name
-    ├── InstanceExistsError          409: the instance id is Pending, Running or Suspended
-    ├── InstanceNotFoundError        404: no instance with that id
-    ├── InvalidInstanceStateError    410: the instance's state forbids the action
-    ├── BadRequestError              400: malformed input (JSON, ids, query values)
-    │   ├── InvalidInstanceIdError
-    │   └── SerializationError       a value that cannot be stored as JSON
-    ├── PayloadTooLargeError         413: body over the configured limit
-    ├── UnauthorizedError            401: missing or wrong key
-    ├── OrchestrationTimeoutError    wait_for_completion ran out of time
-    ├── StoreSchemaError             the database schema is not one this version understands
-    ├── StoreLockedError             another host already serves this SQLite store
-    ├── TaskFailedError              raised inside an orchestrator when an activity/sub-orchestration fails
-    └── NonDeterminismError          replay of the orchestrator disagrees with its recorded history
+DurafnError                      base; ``status_code`` is the HTTP status it maps to
+├── AppLoadError                 function_app.py missing, failing to import, or holding no App
+├── AppValidationError           the App's bindings are inconsistent (lists every issue)
+├── FunctionNotFoundError        404: no orchestrator/activity/entity of that name
+├── InstanceExistsError          409: the instance id is Pending, Running or Suspended
+├── InstanceNotFoundError        404: no instance with that id
+├── InvalidInstanceStateError    410: the instance's state forbids the action
+├── BadRequestError              400: malformed input (JSON, ids, query values)
+│   ├── InvalidInstanceIdError
+│   └── SerializationError       a value that cannot be stored as JSON
+├── PayloadTooLargeError         413: body over the configured limit
+├── UnauthorizedError            401: missing or wrong key
+├── OrchestrationTimeoutError    wait_for_completion ran out of time
+├── StoreSchemaError             the database schema is not one this version understands
+├── StoreLockedError             another host already serves this SQLite store
+├── TaskFailedError              raised in an orchestrator when awaited work failed
+└── NonDeterminismError          replay of the orchestrator disagrees with its recorded history
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class BadRequestError(DurafnError):
 
 
 class InvalidInstanceIdError(BadRequestError, ValueError):
-    """An instance id that is empty, too long, or holds control characters or ``/ \\ # ?``."""
+    r"""An instance id that is empty, too long, or holds control characters or ``/ \\ # ?``."""
 
 
 class SerializationError(BadRequestError, TypeError):

@@ -81,8 +81,10 @@ def parse_route_params(route: str) -> list[RouteParam]:
     for raw in _ROUTE_PARAM.findall(route):
         match = _PARAM_SYNTAX.match(raw.strip())
         if not match:
-            raise ValueError(f"route parameter '{{{raw}}}' is malformed; write {{name}}, "
-                             "{name:int}, {name?} or {*rest}")
+            raise ValueError(
+                f"route parameter '{{{raw}}}' is malformed; write {{name}}, "
+                "{name:int}, {name?} or {*rest}"
+            )
         params.append(
             RouteParam(
                 name=match.group(2),
@@ -95,7 +97,7 @@ def parse_route_params(route: str) -> list[RouteParam]:
 
 
 def route_shape(route: str) -> str:
-    """The route with parameter names erased, so two routes that match the same URLs compare equal."""
+    """The route with parameter names erased: routes matching the same URLs compare equal."""
     return _ROUTE_PARAM.sub("{}", route.strip("/").lower())
 
 

@@ -43,7 +43,7 @@ class HttpRequest:
         return self._body
 
     def get_json(self) -> Any:
-        """The body parsed as JSON; None for an empty body. Malformed JSON raises BadRequestError."""
+        """The body parsed as JSON (None when empty); malformed JSON raises BadRequestError."""
         return parse_json_body(self._body)
 
     def __repr__(self) -> str:
@@ -51,7 +51,7 @@ class HttpRequest:
 
 
 def parse_json_body(body: bytes) -> Any:
-    """Parse a request body as JSON (None when empty); BadRequestError says where it is malformed."""
+    """Parse a body as JSON (None when empty); BadRequestError says where it is malformed."""
     if not body.strip():
         return None
     try:
@@ -67,7 +67,7 @@ def parse_json_body(body: bytes) -> Any:
 
 
 class HttpResponse:
-    """The response a function returns: body (str, bytes or None), status code, headers, mimetype."""
+    """The response a function returns: body (str or bytes), status code, headers, mimetype."""
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from durafn.errors import InvalidInstanceIdError
 
 
 class OrchestrationRuntimeStatus(str, Enum):
-    """The runtime status of an orchestration instance, as the Durable Functions HTTP API names it."""
+    """The runtime status of an instance, named as in the Durable Functions HTTP API."""
 
     Pending = "Pending"
     Running = "Running"
@@ -80,7 +80,7 @@ _FORBIDDEN_ID_CHARS = frozenset("/\\#?")
 
 
 def validate_instance_id(instance_id: object) -> str:
-    """Return ``instance_id`` if it is 1-256 characters without control characters or ``/ \\ # ?``.
+    r"""Return ``instance_id`` if it is 1-256 characters without control characters or ``/ \\ # ?``.
 
     Anything else raises InvalidInstanceIdError, before anything is stored.
     """

@@ -1,9 +1,9 @@
 """The JSON codec for inputs, outputs, event data and custom status.
 
-Encoding follows the value: JSON types as they are; dataclasses as their fields; pydantic models as
-``model_dump(mode="json")``; objects whose class has ``to_json`` as what it returns. Decoding follows
-the annotation the receiving function declares (:func:`decode_as`). Anything else is a
-SerializationError at the call site, before anything is stored.
+Encoding follows the value: JSON types as they are; dataclasses as their fields; pydantic
+models as ``model_dump(mode="json")``; objects whose class has ``to_json`` as what it returns.
+Decoding follows the annotation the receiving function declares (:func:`decode_as`). Anything else
+is a SerializationError at the call site, before anything is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ MAX_DEPTH = 64
 
 
 def to_jsonable(value: Any, what: str, _depth: int = 0) -> Any:
-    """``value`` as plain JSON types; ``what`` names the value in the error (e.g. "input of 'f'")."""
+    """``value`` as plain JSON types; ``what`` names it in errors (e.g. "input of 'f'")."""
     if _depth > MAX_DEPTH:
         raise SerializationError(f"{what} is nested more than {MAX_DEPTH} levels deep")
     if value is None or isinstance(value, (bool, int, str)):
@@ -70,7 +70,8 @@ def decode(text: str | None) -> Any:
 
 def decode_as(value: Any, annotation: Any) -> Any:
     """Turn plain JSON ``value`` into ``annotation`` when it is a dataclass, a pydantic model or a
-    class with ``from_json``; otherwise return ``value`` unchanged."""
+    class with ``from_json``; otherwise return ``value`` unchanged.
+    """
     if value is None or not isinstance(annotation, type):
         return value
     if isinstance(value, annotation):

@@ -23,11 +23,23 @@ def free_port() -> int:
 class HostProcess:
     """``python -m durafn start`` in ``folder``; ``url`` once it answers."""
 
-    def __init__(self, folder: Path, storage: str, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, storage: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"host-{self.port}.log"
-        command = [sys.executable, "-m", "durafn", "start", "--port", str(self.port), "--storage", storage, *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "durafn",
+            "start",
+            "--port",
+            str(self.port),
+            "--storage",
+            storage,
+            *extra,
+        ]
         self._log_file = self.log.open("w")
         self.proc = subprocess.Popen(
             command,

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from hostproc import HostProcess
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -67,7 +66,11 @@ def test_sigterm_stops_cleanly_too(tmp_path: Path) -> None:
 
 def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "durafn", *args], cwd=folder, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "durafn", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

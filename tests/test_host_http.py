@@ -31,11 +31,18 @@ def build_app() -> df.App:
         ):
             await client.start_new(req.route_params["functionName"], instance_id, req.get_json())
             return client.create_check_status_response(req, instance_id)
-        return df.HttpResponse(f"An instance with ID '{instance_id}' already exists.", status_code=409)
+        return df.HttpResponse(
+            f"An instance with ID '{instance_id}' already exists.", status_code=409
+        )
 
     @app.route(route="echo/{name}/{count:int?}")
     def echo(req: df.HttpRequest) -> dict[str, Any]:
-        return {"method": req.method, "route": req.route_params, "params": req.params, "json": req.get_json()}
+        return {
+            "method": req.method,
+            "route": req.route_params,
+            "params": req.params,
+            "json": req.get_json(),
+        }
 
     @app.route(methods=["GET"])
     def text(req: df.HttpRequest) -> str:
@@ -66,7 +73,9 @@ def build_app() -> df.App:
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[TestClient]:
     config = HostConfig(storage=f"sqlite:///{tmp_path / 'durafn.db'}")
-    with TestClient(build_asgi_app(build_app(), config), base_url="http://127.0.0.1:7071") as client:
+    with TestClient(
+        build_asgi_app(build_app(), config), base_url="http://127.0.0.1:7071"
+    ) as client:
         yield client
 
 
@@ -154,7 +163,9 @@ def test_management_start_with_and_without_id(http: TestClient) -> None:
 def test_status_with_history_and_without_input(http: TestClient) -> None:
     http.post(f"{BASE}/orchestrators/hello_sequence/hist", json="in")
     wait_done(http, f"{BASE}/instances/hist")
-    body = http.get(f"{BASE}/instances/hist?showHistory=true&showHistoryOutput=true&showInput=false").json()
+    body = http.get(
+        f"{BASE}/instances/hist?showHistory=true&showHistoryOutput=true&showInput=false"
+    ).json()
     assert body["input"] is None
     events = body["historyEvents"]
     assert [e["EventType"] for e in events] == [
@@ -180,7 +191,9 @@ def test_list_instances(http: TestClient) -> None:
     page = http.get(f"{BASE}/instances?top=2&instanceIdPrefix=list-")
     assert page.status_code == 200
     token = page.headers["x-ms-continuation-token"]
-    rest = http.get(f"{BASE}/instances?top=2&instanceIdPrefix=list-", headers={"x-ms-continuation-token": token})
+    rest = http.get(
+        f"{BASE}/instances?top=2&instanceIdPrefix=list-", headers={"x-ms-continuation-token": token}
+    )
     ids = [s["instanceId"] for s in page.json() + rest.json()]
     assert sorted(ids) == ["list-0", "list-1", "list-2"]
     assert "x-ms-continuation-token" not in rest.headers
@@ -191,13 +204,21 @@ def test_list_instances(http: TestClient) -> None:
 
 def test_http_trigger_values_and_returns(http: TestClient) -> None:
     got = http.post("/api/echo/bob/3?q=1", json={"a": [1]}).json()
-    assert got == {"method": "POST", "route": {"name": "bob", "count": "3"}, "params": {"q": "1"}, "json": {"a": [1]}}
+    assert got == {
+        "method": "POST",
+        "route": {"name": "bob", "count": "3"},
+        "params": {"q": "1"},
+        "json": {"a": [1]},
+    }
     assert http.get("/api/echo/bob").json()["route"] == {"name": "bob"}
     assert http.get("/api/echo/bob/notanint").status_code == 404
     text = http.get("/api/text")
     assert text.text == "plain" and text.headers["content-type"].startswith("text/plain")
     assert http.post("/api/text").status_code == 405
-    assert http.get("/api/echo/bob", headers={"content-type": "application/json"}).json()["json"] is None
+    assert (
+        http.get("/api/echo/bob", headers={"content-type": "application/json"}).json()["json"]
+        is None
+    )
     broken = http.post("/api/echo/bob", content=b"{")
     assert broken.status_code == 400 and "error" in broken.json()
 

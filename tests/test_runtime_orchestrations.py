@@ -43,7 +43,9 @@ def build_app() -> df.App:
     @app.orchestrator
     def parent(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
         first = yield context.call_sub_orchestrator(chain, "Paris")
-        second = yield context.call_sub_orchestrator("fan", 4, instance_id=f"{context.instance_id}-fan")
+        second = yield context.call_sub_orchestrator(
+            "fan", 4, instance_id=f"{context.instance_id}-fan"
+        )
         return {"first": first, "second": second, "parent_seen": context.instance_id}
 
     @app.orchestrator
@@ -63,7 +65,11 @@ def build_app() -> df.App:
         try:
             yield context.call_activity(explode, "kaboom")
         except df.TaskFailedError as err:
-            return {"type": err.error_type, "message": err.message, "has_tb": "explode" in err.traceback}
+            return {
+                "type": err.error_type,
+                "message": err.message,
+                "has_tb": "explode" in err.traceback,
+            }
         return "not reached"
 
     @app.orchestrator
@@ -170,7 +176,9 @@ def test_failures(tmp_path: Path, cache_size: int) -> None:
         assert "explode" in failed.output["message"] and "KeyError" in failed.output["message"]
         assert failed.output["function"] == "fails"
 
-        missing = await rt.client.wait_for_completion(await rt.client.start_new("unknown_activity"), 10)
+        missing = await rt.client.wait_for_completion(
+            await rt.client.start_new("unknown_activity"), 10
+        )
         assert missing.runtime_status is df.OrchestrationRuntimeStatus.Failed
         assert "does_not_exist" in missing.output["message"]
 

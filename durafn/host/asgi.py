@@ -27,6 +27,7 @@ class StripTrailingSlash:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the path, then pass the request on."""
         if scope["type"] == "http":
             path: str = scope["path"]
             if len(path) > 1 and path.endswith("/"):
@@ -49,7 +50,8 @@ def build_asgi_app(
     on_started: Callable[[Runtime], None] | None = None,
 ) -> Starlette:
     """A Starlette app serving ``app``'s HTTP triggers under /api and the management API; its
-    lifespan starts and stops a Runtime on ``config.storage``."""
+    lifespan starts and stops a Runtime on ``config.storage``.
+    """
     config = config or HostConfig()
     runtime = Runtime(app, config.storage, config=config.runtime)
 
@@ -66,7 +68,7 @@ def build_asgi_app(
                 on_started(runtime)
             yield {"durafn_runtime": runtime}
 
-    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     starlette.add_middleware(StripTrailingSlash)
     starlette.state.runtime = runtime
     return starlette

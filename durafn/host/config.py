@@ -59,7 +59,9 @@ class HostConfig:
         if "DURAFN_STORAGE" in env:
             values["storage"] = env["DURAFN_STORAGE"]
         if "DURAFN_MAX_BODY_BYTES" in env:
-            values["max_body_bytes"] = _int_setting("DURAFN_MAX_BODY_BYTES", env["DURAFN_MAX_BODY_BYTES"])
+            values["max_body_bytes"] = _int_setting(
+                "DURAFN_MAX_BODY_BYTES", env["DURAFN_MAX_BODY_BYTES"]
+            )
         values.update({k: v for k, v in flags.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

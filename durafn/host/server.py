@@ -46,10 +46,12 @@ def banner_lines(app: App, config: HostConfig) -> list[str]:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, except that a stop by Ctrl-C or SIGTERM ends the process with status 0:
-    uvicorn re-raises the signal after its graceful shutdown, which would kill us by it."""
+    uvicorn re-raises the signal after its graceful shutdown, which would kill us by it.
+    """
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        """Route SIGINT and SIGTERM to uvicorn's graceful exit while serving."""
         handled = (signal.SIGINT, signal.SIGTERM)
         originals = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
         try:
@@ -61,7 +63,8 @@ class _Server(uvicorn.Server):
 
 def preflight(config: HostConfig) -> None:
     """Open the store and take the host lock once before serving, so a bad URL, a newer schema or a
-    second host on one SQLite file is a one-line error instead of a failed server start."""
+    second host on one SQLite file is a one-line error instead of a failed server start.
+    """
     store = open_store(config.storage)
     try:
         store.attach_host("preflight")
@@ -75,7 +78,9 @@ def serve(app: App, config: HostConfig, echo: Printer = print) -> None:
     def started(runtime: Runtime) -> None:
         for line in banner_lines(app, config):
             echo(line)
-        echo(f"Host started on {config.base_url} (worker {runtime.worker_id}). Press Ctrl+C to stop.")
+        echo(
+            f"Host started on {config.base_url} (worker {runtime.worker_id}). Press Ctrl+C to stop."
+        )
 
     preflight(config)
     asgi = build_asgi_app(app, config, on_started=started)

@@ -1,5 +1,6 @@
 """HTTP triggers under /api: starlette Request <-> df.HttpRequest, the client injected, any return
-value turned into a response."""
+value turned into a response.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from starlette.routing import BaseRoute, Route
 from durafn.client import DurableOrchestrationClient
 from durafn.errors import DurafnError, PayloadTooLargeError
 from durafn.functions import FunctionKind, FunctionSpec, RouteParam, parse_route_params
-from durafn.http import HttpRequest, HttpResponse
 from durafn.host.errors import durafn_error, unexpected_error
+from durafn.http import HttpRequest, HttpResponse
 
 API_PREFIX = "/api"
 _PARAM = re.compile(r"\{[^{}]*\}")
@@ -70,7 +71,7 @@ def _starlette_param(param: RouteParam) -> str:
 
 
 def starlette_paths(route: str) -> list[str]:
-    """Starlette paths for an Azure route template; an optional ``{x?}`` segment yields two paths."""
+    """Starlette paths for an Azure route template (an optional ``{x?}`` yields two)."""
     paths = [""]
     for segment in route.strip("/").split("/"):
         params = parse_route_params(segment)
@@ -79,8 +80,10 @@ def starlette_paths(route: str) -> list[str]:
             with_segment = [f"{p}/{piece}" for p in paths]
             paths = with_segment + paths if params[0].optional else with_segment
             continue
-        pieces = iter(_starlette_param(p) for p in params)
-        literal = _PARAM.sub(lambda _: next(pieces), segment)
+        for param in params:
+            piece = _starlette_param(param)
+            segment = _PARAM.sub(lambda _: piece, segment, count=1)  # noqa: B023 (used at once)
+        literal = segment
         paths = [f"{p}/{literal}" for p in paths]
     return [API_PREFIX + (p or "/") for p in paths]
 
@@ -153,5 +156,7 @@ def trigger_routes(
             continue
         endpoint = trigger_endpoint(spec, client, authorize, body_limit)
         for path in starlette_paths(spec.display_route):
-            routes.append(Route(path, endpoint, methods=list(spec.methods), name=f"{spec.name}:{path}"))
+            routes.append(
+                Route(path, endpoint, methods=list(spec.methods), name=f"{spec.name}:{path}")
+            )
     return routes

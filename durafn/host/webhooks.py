@@ -19,9 +19,9 @@ from starlette.routing import BaseRoute, Route
 
 from durafn.client import DurableOrchestrationClient
 from durafn.errors import BadRequestError, DurafnError, InvalidInstanceStateError
-from durafn.http import parse_json_body
 from durafn.host.errors import durafn_error, error_response, unexpected_error
 from durafn.host.triggers import ClientFactory, read_body, to_response
+from durafn.http import parse_json_body
 from durafn.management import WEBHOOK_PREFIX, check_status_response
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 
@@ -81,7 +81,9 @@ def parse_query(params: Any, token: str | None) -> InstanceQuery:
     raw_top = params.get("top")
     if raw_top:
         if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_TOP:
-            raise BadRequestError(f"top must be a whole number from 1 to {MAX_TOP}, not {raw_top!r}")
+            raise BadRequestError(
+                f"top must be a whole number from 1 to {MAX_TOP}, not {raw_top!r}"
+            )
         top = int(raw_top)
     created_from = params.get("createdTimeFrom")
     created_to = params.get("createdTimeTo")
@@ -121,7 +123,9 @@ class ManagementApi:
         instance_id = await client.start_new(
             request.path_params["functionName"], request.path_params.get("instanceId"), payload
         )
-        return to_response(check_status_response(client.create_http_management_payload(instance_id)))
+        return to_response(
+            check_status_response(client.create_http_management_payload(instance_id))
+        )
 
     async def status(self, request: Request) -> Response:
         """GET /instances/{id}: 202 while active, 200 when finished, 404 when unknown."""
@@ -138,7 +142,7 @@ class ManagementApi:
         code = 202 if status.runtime_status.is_active else 200
         return JSONResponse(status.to_json(), status_code=code)
 
-    async def list(self, request: Request) -> Response:
+    async def list_instances(self, request: Request) -> Response:
         """GET /instances: one page; the next page's token in x-ms-continuation-token."""
         params = request.query_params
         query = parse_query(params, request.headers.get(CONTINUATION_HEADER))
@@ -171,7 +175,9 @@ class ManagementApi:
         elif action == "restart":
             new_id = parse_bool(request.query_params, "restartWithNewInstanceId", True)
             restarted = await client.restart(instance_id, new_id)
-            return to_response(check_status_response(client.create_http_management_payload(restarted)))
+            return to_response(
+                check_status_response(client.create_http_management_payload(restarted))
+            )
         else:
             return error_response(404, f"unknown instance action '{action}'")
         return Response(status_code=202)
@@ -179,7 +185,9 @@ class ManagementApi:
     async def purge(self, request: Request) -> Response:
         """DELETE /instances/{id}: 200 {instancesDeleted}; 404 unknown; 409 while active."""
         try:
-            result = await self._client(request).purge_instance_history(request.path_params["instanceId"])
+            result = await self._client(request).purge_instance_history(
+                request.path_params["instanceId"]
+            )
         except InvalidInstanceStateError as exc:
             return error_response(409, str(exc))
         return JSONResponse({"instancesDeleted": result.instances_deleted})
@@ -195,7 +203,9 @@ class ManagementApi:
         )
         return JSONResponse({"instancesDeleted": result.instances_deleted})
 
-    def guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def guarded(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
         """``handler`` behind the management key check, with errors answered as JSON."""
 
         async def endpoint(request: Request) -> Response:
@@ -215,9 +225,11 @@ class ManagementApi:
         return [
             Route(f"{prefix}/orchestrators/{{functionName}}", g(self.start), methods=["POST"]),
             Route(
-                f"{prefix}/orchestrators/{{functionName}}/{{instanceId}}", g(self.start), methods=["POST"]
+                f"{prefix}/orchestrators/{{functionName}}/{{instanceId}}",
+                g(self.start),
+                methods=["POST"],
             ),
-            Route(f"{prefix}/instances", g(self.list), methods=["GET"]),
+            Route(f"{prefix}/instances", g(self.list_instances), methods=["GET"]),
             Route(f"{prefix}/instances", g(self.purge_by), methods=["DELETE"]),
             Route(f"{prefix}/instances/{{instanceId}}", g(self.status), methods=["GET"]),
             Route(f"{prefix}/instances/{{instanceId}}", g(self.purge), methods=["DELETE"]),
@@ -230,10 +242,13 @@ class ManagementApi:
         ]
 
 
-def management_routes(client: ClientFactory, authorize: ManagementAuthorizer, body_limit: int) -> list[BaseRoute]:
+def management_routes(
+    client: ClientFactory, authorize: ManagementAuthorizer, body_limit: int
+) -> list[BaseRoute]:
     """The management API under the Azure webhook prefix and the SDK prefix."""
     routes: list[BaseRoute] = []
-    routes += ManagementApi(client, authorize, body_limit, double_encoded=False).routes(WEBHOOK_PREFIX)
+    routes += ManagementApi(client, authorize, body_limit, double_encoded=False).routes(
+        WEBHOOK_PREFIX
+    )
     routes += ManagementApi(client, authorize, body_limit, double_encoded=True).routes(SDK_PREFIX)
     return routes
-

@@ -11,7 +11,7 @@ from durafn.replay.history import EventRaised
 
 @dataclass(frozen=True, slots=True)
 class ScheduleActivity:
-    """Run activity ``name`` with ``input`` (JSON text); its outcome comes back as task ``task_id``."""
+    """Run activity ``name`` with ``input`` (JSON text); its outcome returns as ``task_id``."""
 
     task_id: int
     name: str
@@ -28,7 +28,7 @@ class CreateTimer:
 
 @dataclass(frozen=True, slots=True)
 class StartSubOrchestration:
-    """Start orchestrator ``name`` as child ``instance_id``; its outcome comes back as ``task_id``."""
+    """Start orchestrator ``name`` as child ``instance_id``; its outcome returns as ``task_id``."""
 
     task_id: int
     name: str
@@ -52,7 +52,7 @@ class FailOrchestration:
 
 @dataclass(frozen=True, slots=True)
 class ContinueOrchestrationAsNew:
-    """Restart with fresh history and ``input``; ``carryover_events`` were received but unconsumed."""
+    """Restart with fresh history and ``input``, keeping the unconsumed ``carryover_events``."""
 
     input: str | None
     carryover_events: tuple[EventRaised, ...] = ()

@@ -90,7 +90,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop claiming work, let activities in flight finish (up to the grace period), release
-        this host's leases so unfinished work is claimable at once, and close the store."""
+        this host's leases so unfinished work is claimable at once, and close the store.
+        """
         if self._stopping is None or self._db is None:
             return
         self._stopping.set()

@@ -60,7 +60,9 @@ class ActivityWorker:
         self._config = config
         self._worker_id = worker_id
         self._clock = clock
-        self._threads = ThreadPoolExecutor(config.activity_threads, thread_name_prefix="durafn-activity")
+        self._threads = ThreadPoolExecutor(
+            config.activity_threads, thread_name_prefix="durafn-activity"
+        )
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._bindings: dict[str, tuple[FunctionSpec, str | None, Any]] = {}
@@ -140,7 +142,8 @@ class ActivityWorker:
 
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for activities in flight, then cancel the rest (their work
-        items stay in the store and run again: activities are at-least-once)."""
+        items stay in the store and run again: activities are at-least-once).
+        """
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:

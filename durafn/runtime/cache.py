@@ -24,7 +24,9 @@ class ExecutorCache:
         self.capacity = capacity
         self._items: OrderedDict[str, CachedExecutor] = OrderedDict()
 
-    def get(self, instance_id: str, execution_id: str, history_length: int) -> OrchestrationExecutor | None:
+    def get(
+        self, instance_id: str, execution_id: str, history_length: int
+    ) -> OrchestrationExecutor | None:
         """The cached executor if it is exactly at the stored history's end, else None."""
         entry = self._items.get(instance_id)
         if entry is None:
@@ -36,7 +38,11 @@ class ExecutorCache:
         return entry.executor
 
     def put(
-        self, instance_id: str, execution_id: str, history_length: int, executor: OrchestrationExecutor
+        self,
+        instance_id: str,
+        execution_id: str,
+        history_length: int,
+        executor: OrchestrationExecutor,
     ) -> None:
         """Keep ``executor``, which has seen ``history_length`` stored events, for the next step."""
         if self.capacity == 0:

@@ -52,7 +52,9 @@ class Dispatcher:
         self._worker_id = worker_id
         self._clock = clock
         self.cache = ExecutorCache(config.cache_size)
-        self._activities = {s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY}
+        self._activities = {
+            s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY
+        }
         self._orchestrators = {
             s.name.lower() for s in app.functions if s.kind is FunctionKind.ORCHESTRATOR
         }
@@ -124,7 +126,9 @@ class Dispatcher:
 
     async def _executor_for(self, item: OrchestrationWorkItem) -> OrchestrationExecutor | None:
         instance = item.instance
-        cached = self.cache.get(instance.instance_id, instance.execution_id, instance.history_length)
+        cached = self.cache.get(
+            instance.instance_id, instance.execution_id, instance.history_length
+        )
         if cached is not None:
             return cached
         try:
@@ -155,4 +159,3 @@ class Dispatcher:
         if any(m.visible_at is not None for m in commit.messages):
             self._signals.timers.set()
         self._signals.instance_changed(commit.instance_id)
-

@@ -61,7 +61,8 @@ class Triage:
 
 def triage(item: OrchestrationWorkItem, now: datetime) -> Triage:
     """Apply suspend/resume/terminate in arrival order; a suspended instance leaves other messages
-    in its inbox for after it is resumed."""
+    in its inbox for after it is resumed.
+    """
     status = item.instance.status
     result = Triage(events=[OrchestratorStarted(timestamp=now)])
     for message in item.messages:
@@ -89,19 +90,24 @@ def triage(item: OrchestrationWorkItem, now: datetime) -> Triage:
 
 
 def _parent_message(
-    instance: InstanceRecord, outcome: SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed
+    instance: InstanceRecord,
+    outcome: SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed,
 ) -> list[NewMessage]:
     if instance.parent_instance_id is None:
         return []
     return [NewMessage(instance_id=instance.parent_instance_id, event=outcome)]
 
 
-def terminate_commit(item: OrchestrationWorkItem, tri: Triage, worker_id: str, now: datetime) -> StepCommit:
+def terminate_commit(
+    item: OrchestrationWorkItem, tri: Triage, worker_id: str, now: datetime
+) -> StepCommit:
     """The commit that ends an instance as Terminated, its output the reason given."""
     assert tri.terminated is not None
     instance = item.instance
     reason = tri.terminated.reason
-    failure = FailureDetails("Terminated", reason or "the instance was terminated", "", instance.name)
+    failure = FailureDetails(
+        "Terminated", reason or "the instance was terminated", "", instance.name
+    )
     parent_task = instance.parent_task_id or 0
     return StepCommit(
         instance_id=instance.instance_id,
@@ -158,7 +164,9 @@ class _Builder:
         now = self.now
         if isinstance(action, ScheduleActivity):
             self.history.append(
-                TaskScheduled(timestamp=now, task_id=action.task_id, name=action.name, input=action.input)
+                TaskScheduled(
+                    timestamp=now, task_id=action.task_id, name=action.name, input=action.input
+                )
             )
             if self.activity_exists(action.name):
                 self.activities.append(NewActivity(action.task_id, action.name, action.input))
@@ -166,8 +174,12 @@ class _Builder:
                 failure = self.not_found("activity", action.name)
                 self.to_self(TaskFailed(timestamp=now, task_id=action.task_id, failure=failure))
         elif isinstance(action, CreateTimer):
-            self.history.append(TimerCreated(timestamp=now, task_id=action.task_id, fire_at=action.fire_at))
-            fired = TimerFired(timestamp=action.fire_at, task_id=action.task_id, fire_at=action.fire_at)
+            self.history.append(
+                TimerCreated(timestamp=now, task_id=action.task_id, fire_at=action.fire_at)
+            )
+            fired = TimerFired(
+                timestamp=action.fire_at, task_id=action.task_id, fire_at=action.fire_at
+            )
             self.to_self(fired, visible_at=action.fire_at)
         elif isinstance(action, StartSubOrchestration):
             self.history.append(
@@ -192,7 +204,9 @@ class _Builder:
             else:
                 failure = self.not_found("orchestrator", action.name)
                 self.to_self(
-                    SubOrchestrationInstanceFailed(timestamp=now, task_id=action.task_id, failure=failure)
+                    SubOrchestrationInstanceFailed(
+                        timestamp=now, task_id=action.task_id, failure=failure
+                    )
                 )
 
 
@@ -208,7 +222,9 @@ def step_commit(
 ) -> StepCommit:
     """The commit recording ``tri.events`` and the executor's decisions, in one transaction."""
     instance = item.instance
-    builder = _Builder(instance, now, activity_exists, orchestrator_exists, history=list(tri.events))
+    builder = _Builder(
+        instance, now, activity_exists, orchestrator_exists, history=list(tri.events)
+    )
     commit = StepCommit(
         instance_id=instance.instance_id,
         execution_id=instance.execution_id,
@@ -235,7 +251,9 @@ def step_commit(
             builder.messages.extend(
                 _parent_message(
                     instance,
-                    SubOrchestrationInstanceCompleted(timestamp=now, task_id=parent_task, result=action.result),
+                    SubOrchestrationInstanceCompleted(
+                        timestamp=now, task_id=parent_task, result=action.result
+                    ),
                 )
             )
         elif isinstance(action, FailOrchestration):
@@ -249,7 +267,9 @@ def step_commit(
             builder.messages.extend(
                 _parent_message(
                     instance,
-                    SubOrchestrationInstanceFailed(timestamp=now, task_id=parent_task, failure=action.failure),
+                    SubOrchestrationInstanceFailed(
+                        timestamp=now, task_id=parent_task, failure=action.failure
+                    ),
                 )
             )
         elif isinstance(action, ContinueOrchestrationAsNew):
@@ -263,7 +283,8 @@ def _continue_as_new(
     commit: StepCommit, builder: _Builder, action: ContinueOrchestrationAsNew, now: datetime
 ) -> None:
     """Replace the history: the new execution starts from an ExecutionStarted message, followed by
-    the events the old one received but never consumed."""
+    the events the old one received but never consumed.
+    """
     instance = builder.instance
     new_execution = uuid.uuid4().hex
     commit.new_execution_id = new_execution

@@ -7,6 +7,7 @@ write: when the time comes the message becomes claimable and the dispatcher is w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -21,7 +22,9 @@ MAX_TIMER_SLEEP = 5.0
 """Re-read the next due time at least this often, for timers created by other hosts."""
 
 
-async def run_timers(db: AsyncStore, signals: Signals, clock: Clock, stopping: asyncio.Event) -> None:
+async def run_timers(
+    db: AsyncStore, signals: Signals, clock: Clock, stopping: asyncio.Event
+) -> None:
     """Sleep until the next timer is due (or timers change), then wake the dispatcher."""
     while not stopping.is_set():
         try:
@@ -46,10 +49,8 @@ async def renew_leases(
     """Extend this host's leases every third of a lease, so only a dead host's leases expire."""
     interval = config.lease_seconds / 3
     while not stopping.is_set():
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)
-        except asyncio.TimeoutError:
-            pass
         if stopping.is_set():
             return
         try:

@@ -40,7 +40,7 @@ class InstanceRecord:
     parent_instance_id: str | None = None
     parent_task_id: int | None = None
     history_length: int = 0
-    """How many history events the current execution has; lets a cached executor check it is current."""
+    """History events of the current execution; lets a cached executor check it is current."""
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,8 @@ class Store(Protocol):
         """Instances matching ``query`` ordered by (created_time, instance_id), and a continuation
         token for the next page (None on the last page). Keyset paging: instances created while
         a client pages appear on a later page, never twice and never skipped.
-        Raises BadRequestError for a malformed continuation token."""
+        Raises BadRequestError for a malformed continuation token.
+        """
         ...
 
     def enqueue_message(
@@ -188,8 +189,10 @@ class Store(Protocol):
         allowed: frozenset[OrchestrationRuntimeStatus],
         action: str,
     ) -> None:
-        """Put ``event`` in the inbox if the instance's status is in ``allowed`` (checked in the same
-        transaction). Raises InstanceNotFoundError, or InvalidInstanceStateError naming ``action``."""
+        """Put ``event`` in the inbox if the instance's status is in ``allowed`` (checked in the
+        same transaction). Raises InstanceNotFoundError, or InvalidInstanceStateError naming
+        ``action``.
+        """
         ...
 
     def claim_orchestrations(
@@ -204,7 +207,7 @@ class Store(Protocol):
         ...
 
     def commit_step(self, commit: StepCommit, now: datetime) -> bool:
-        """Apply one step atomically; False (and nothing written) if the lease or execution is lost."""
+        """Apply one step atomically; False, writing nothing, if the lease or execution is lost."""
         ...
 
     def abandon_orchestration(self, instance_id: str, worker_id: str) -> None:
@@ -218,7 +221,7 @@ class Store(Protocol):
         ...
 
     def complete_activity(self, item: ActivityWorkItem, event: HistoryEvent, now: datetime) -> bool:
-        """Delete the work item and put ``event`` (TaskCompleted/TaskFailed) in its instance's inbox.
+        """Delete the work item; put ``event`` (TaskCompleted/TaskFailed) in its instance's inbox.
 
         False, and nothing written, when the item no longer exists (completed by another worker
         after a lease expiry, or its instance ended or restarted).
@@ -230,12 +233,13 @@ class Store(Protocol):
         ...
 
     def release_leases(self, worker_id: str) -> None:
-        """Drop every lease ``worker_id`` holds, so its work is claimable at once (clean shutdown)."""
+        """Drop every lease ``worker_id`` holds, so its work is claimable at once (clean stop)."""
         ...
 
     def attach_host(self, worker_id: str) -> None:
         """Register a host that will claim work. SQLite allows one host per database file: it takes
-        an exclusive lock (StoreLockedError if held) and then frees the leases a killed host left."""
+        an exclusive lock (StoreLockedError if held) and then frees the leases a killed host left.
+        """
         ...
 
     def next_visible_time(self, now: datetime) -> datetime | None:
@@ -245,11 +249,12 @@ class Store(Protocol):
     def purge_instance(self, instance_id: str) -> int:
         """Delete a finished instance and everything it owns; returns 1.
 
-        Raises InstanceNotFoundError, or InvalidInstanceStateError while it is active."""
+        Raises InstanceNotFoundError, or InvalidInstanceStateError while it is active.
+        """
         ...
 
     def purge_instances(self, query: InstanceQuery) -> int:
-        """Delete every finished instance matching ``query`` (active ones are skipped); the count."""
+        """Delete every finished instance matching ``query`` (skipping active ones); the count."""
         ...
 
     def close(self) -> None:

@@ -7,7 +7,9 @@ app = df.App(http_auth_level=df.AuthLevel.ANONYMOUS)
 
 @app.route(route="fanout", methods=["POST"])
 @app.durable_client_input(client_name="client")
-async def start_fan_out(req: df.HttpRequest, client: df.DurableOrchestrationClient) -> df.HttpResponse:
+async def start_fan_out(
+    req: df.HttpRequest, client: df.DurableOrchestrationClient
+) -> df.HttpResponse:
     body = req.get_json() or {}
     instance_id = await client.start_new("fan_out_fan_in", None, body.get("count", 40))
     return client.create_check_status_response(req, instance_id)
