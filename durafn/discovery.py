@@ -32,8 +32,10 @@ def _user_frame(exc: BaseException, path: Path | None) -> str:
 def _import(module_name: str, folder: Path) -> ModuleType:
     path = folder / (module_name.replace(".", "/") + ".py")
     folder_str = str(folder)
-    if folder_str not in sys.path:
-        sys.path.insert(0, folder_str)
+    # first on the path, so that of several folders with a function_app.py this one is imported
+    if folder_str in sys.path:
+        sys.path.remove(folder_str)
+    sys.path.insert(0, folder_str)
     # a re-load (tests, --reload) must see the file as it is now
     sys.modules.pop(module_name, None)
     try:

@@ -72,9 +72,8 @@ def decode_as(value: Any, annotation: Any) -> Any:
     """Turn plain JSON ``value`` into ``annotation`` when it is a dataclass, a pydantic model or a
     class with ``from_json``; otherwise return ``value`` unchanged.
     """
-    if value is None or not isinstance(annotation, type):
-        return value
-    if isinstance(value, annotation):
+    # values here come from JSON, so only classes that convert from JSON are worth a look
+    if value is None or not isinstance(annotation, type) or annotation is Any:
         return value
     if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
         return annotation(**value)
