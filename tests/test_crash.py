@@ -1,6 +1,7 @@
 """Kill -9 a real `durafn start` again and again under load: nothing started is lost, recorded
 results are not recomputed, deterministic values survive replay (SPEC §9)."""
 
+import itertools
 import os
 import random
 import signal
@@ -11,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from hostproc import HostProcess
 
 APP = Path(__file__).resolve().parent / "apps" / "crash"
@@ -91,7 +91,7 @@ def run_crash_scenario(tmp_path: Path, instances: int, kills: int) -> None:
             runs = sorted(at for at, _ in starts[(instance_id, name)])
             assert runs, f"{instance_id}/{name} never ran"
             # a re-run happens only across a kill: the activity was in flight when it came
-            for earlier, later in zip(runs, runs[1:]):
+            for earlier, later in itertools.pairwise(runs):
                 assert any(earlier <= k <= later for k in kill_times), (
                     instance_id,
                     name,
