@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-
 from hostproc import HostProcess
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
