@@ -32,6 +32,7 @@ from durafn.models import (
     validate_instance_id,
 )
 from durafn.replay.context import function_name
+from durafn.replay.rewind import plan_rewind
 from durafn.replay.history import (
     EventRaised,
     ExecutionResumed,
@@ -41,7 +42,7 @@ from durafn.replay.history import (
 )
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
-from durafn.store.base import InstanceRecord
+from durafn.store.base import InstanceRecord, NewActivity
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -301,6 +302,45 @@ class DurableOrchestrationClient:
         """Resume a suspended instance."""
         event = ExecutionResumed(timestamp=_now(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "resume")
+
+    async def rewind(self, instance_id: str, reason: str | None = None) -> None:
+        """Retry the failed work of a Failed instance: the activities and sub-orchestrations whose
+        failure failed it run again, and the orchestration goes on from there.
+
+        Raises InstanceNotFoundError, or InvalidInstanceStateError if it is not Failed or failed
+        in its own code (a rewind would fail the same way: fix the code and restart it instead).
+        """
+        del reason  # accepted for Azure compatibility; history has no event to record it in
+        store = self._store.store
+        record = await self._store.run(store.get_instance, instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        if record.status is not OrchestrationRuntimeStatus.Failed:
+            raise InvalidInstanceStateError(instance_id, record.status.value, "rewind")
+        plan = plan_rewind(await self._store.run(store.get_history, instance_id))
+        if not plan.has_work:
+            raise InvalidInstanceStateError(
+                instance_id,
+                "Failed in its own code, not in an activity or sub-orchestration",
+                "rewind",
+            )
+        for child in plan.children:
+            child_record = await self._store.run(store.get_instance, child)
+            if child_record is None or child_record.status is not OrchestrationRuntimeStatus.Failed:
+                state = "gone" if child_record is None else child_record.status.value
+                raise InvalidInstanceStateError(
+                    instance_id,
+                    f"waiting on sub-orchestration '{child}', which is {state}",
+                    "rewind",
+                )
+        work = [NewActivity(t.task_id, t.name, t.input) for t in plan.activities]
+        await self._store.run(
+            store.rewind_instance, instance_id, record.history_length, plan.history, work, _now()
+        )
+        # the parent is Running again first, so a rewound child can report back to it
+        for child in plan.children:
+            await self.rewind(child)
+        self._work_added()
 
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; the new instance id."""

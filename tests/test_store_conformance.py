@@ -1085,3 +1085,30 @@ def test_attach_host_frees_a_dead_hosts_leases_only_on_sqlite(
     else:
         assert claim(successor, "w2") == []
         assert successor.claim_activities("w2", T0, T0 + LEASE, 10) == []
+
+
+def test_rewind_replaces_history_requeues_work_and_runs_again(store: Store) -> None:
+    scheduled = TaskScheduled(timestamp=T0, task_id=0, name="act", input='"x"')
+    item = started(store, status=S.Failed, output='{"error": "KeyError"}')
+    length = store.get_instance("i1").history_length  # type: ignore[union-attr]
+    kept = [*store.get_history("i1"), scheduled]
+
+    with pytest.raises(InvalidInstanceStateError):  # the history changed since it was read
+        store.rewind_instance("i1", length + 1, kept, [NewActivity(0, "act", '"x"')], at(1))
+    store.rewind_instance("i1", length, kept, [NewActivity(0, "act", '"x"')], at(1))
+
+    record = store.get_instance("i1")
+    assert record is not None
+    assert (record.status, record.output, record.history_length) == (S.Running, None, len(kept))
+    assert store.get_history("i1") == kept
+    [work] = store.claim_activities("w1", at(1), at(1) + LEASE, 10)
+    assert (work.name, work.input, work.execution_id) == ("act", '"x"', item.instance.execution_id)
+    assert store.complete_activity(
+        work, TaskCompleted(timestamp=at(2), task_id=0, result="1"), at(2)
+    )
+    assert names(claim_one(store, now=at(2))) == ["TaskCompleted"]
+
+    with pytest.raises(InvalidInstanceStateError):  # only a Failed instance rewinds
+        store.rewind_instance("i1", len(kept), kept, [], at(3))
+    with pytest.raises(InstanceNotFoundError):
+        store.rewind_instance("nobody", 0, [], [], at(3))

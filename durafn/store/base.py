@@ -246,6 +246,20 @@ class Store(Protocol):
         """The earliest ``visible_at`` after ``now`` of any message (the next timer), or None."""
         ...
 
+    def rewind_instance(
+        self,
+        instance_id: str,
+        history_length: int,
+        history: list[HistoryEvent],
+        activities: list[NewActivity],
+        now: datetime,
+    ) -> None:
+        """Make a Failed instance Running again: ``history`` replaces its history, ``activities``
+        are scheduled again and its output is cleared. Raises InstanceNotFoundError, or
+        InvalidInstanceStateError unless it is still Failed with ``history_length`` events.
+        """
+        ...
+
     def purge_instance(self, instance_id: str) -> int:
         """Delete a finished instance and everything it owns; returns 1.
 

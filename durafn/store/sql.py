@@ -25,6 +25,7 @@ from durafn.store.base import (
     ActivityWorkItem,
     InstanceRecord,
     Message,
+    NewActivity,
     OrchestrationWorkItem,
     StepCommit,
 )
@@ -32,7 +33,18 @@ from durafn.store.dialect import READ_ONLY, Dialect
 from durafn.store.migrations import ensure_schema
 from durafn.store.queries import FINAL_VALUES, ID, IDS, IS_FINAL, NOW, lease_free
 from durafn.store.schema import UtcDateTime, activities, history, inbox, instances
-from durafn.store.writes import INSERT_INBOX, Start, StepWriter, chunks, delete_owned, message_row
+from durafn.store.writes import (
+    INSERT_ACTIVITIES,
+    INSERT_HISTORY,
+    INSERT_INBOX,
+    Start,
+    StepWriter,
+    activity_rows,
+    chunks,
+    delete_owned,
+    history_rows,
+    message_row,
+)
 
 T = TypeVar("T")
 _RETRIES = 5
@@ -315,6 +327,47 @@ class SqlStore:
         """Return the earliest ``visible_at`` after ``now`` of any message (the next timer)."""
         found: datetime | None = self._read(lambda conn: conn.scalar(_NEXT_VISIBLE, {"b_now": now}))
         return found
+
+    def rewind_instance(
+        self,
+        instance_id: str,
+        history_length: int,
+        events: list[HistoryEvent],
+        work: list[NewActivity],
+        now: datetime,
+    ) -> None:
+        """Make a Failed instance Running with ``events`` as its history (see Store)."""
+
+        def op(conn: Connection) -> None:
+            owner = conn.execute(self._owner, {"b_iid": instance_id}).first()
+            if owner is None:
+                raise InstanceNotFoundError(instance_id)
+            changed = conn.execute(
+                update(instances)
+                .where(
+                    instances.c.instance_id == instance_id,
+                    instances.c.status == OrchestrationRuntimeStatus.Failed.value,
+                    instances.c.history_length == history_length,
+                )
+                .values(
+                    status=OrchestrationRuntimeStatus.Running.value,
+                    output=None,
+                    history_length=len(events),
+                    last_updated_time=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            if changed.rowcount != 1:
+                raise InvalidInstanceStateError(instance_id, owner.status, "rewind")
+            conn.execute(delete(history).where(history.c.instance_id == instance_id))
+            if events:
+                conn.execute(INSERT_HISTORY, history_rows(instance_id, 0, events))
+            if work:
+                rows = activity_rows(instance_id, owner.execution_id, work, now)
+                conn.execute(INSERT_ACTIVITIES, rows)
+
+        self._write(op)
 
     def purge_instance(self, instance_id: str) -> int:
         """Delete a finished instance and everything it owns; returns 1 (see Store)."""

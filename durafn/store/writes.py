@@ -31,7 +31,7 @@ from durafn.replay.history import (
     SubOrchestrationInstanceFailed,
     encode_event,
 )
-from durafn.store.base import NewSubOrchestration, StepCommit
+from durafn.store.base import NewActivity, NewSubOrchestration, StepCommit
 from durafn.store.dialect import Dialect
 from durafn.store.queries import FINAL_STATUSES, ID, IDS, IS_FINAL, IS_LIVE, NOW
 from durafn.store.schema import activities, history, inbox, instances
@@ -120,6 +120,39 @@ def message_row(
         "event": encode_event(event),
         "visible_at": visible_at,
     }
+
+
+def history_rows(
+    instance_id: str, first_seq: int, events: Sequence[HistoryEvent]
+) -> list[dict[str, Any]]:
+    """The history rows of ``events``, numbered from ``first_seq``."""
+    return [
+        {
+            "instance_id": instance_id,
+            "seq": first_seq + n,
+            "event_type": event.event_type,
+            "event": encode_event(event),
+        }
+        for n, event in enumerate(events)
+    ]
+
+
+def activity_rows(
+    instance_id: str, execution_id: str, work: Sequence[NewActivity], now: datetime
+) -> list[dict[str, Any]]:
+    """The activity work-item rows of ``work``, not yet claimed."""
+    return [
+        {
+            "instance_id": instance_id,
+            "execution_id": execution_id,
+            "task_id": a.task_id,
+            "name": a.name,
+            "input": a.input,
+            "attempt": 0,
+            "created_time": now,
+        }
+        for a in work
+    ]
 
 
 def delete_owned(conn: Connection, instance_ids: Sequence[str]) -> None:
@@ -225,34 +258,12 @@ class StepWriter:
         for chunk in chunks(c.consumed):
             conn.execute(_DELETE_CONSUMED, {"b_iid": c.instance_id, "b_ids": list(chunk)})
         if c.history:
-            first = length - len(c.history)
             conn.execute(
-                INSERT_HISTORY,
-                [
-                    {
-                        "instance_id": c.instance_id,
-                        "seq": first + n,
-                        "event_type": event.event_type,
-                        "event": encode_event(event),
-                    }
-                    for n, event in enumerate(c.history)
-                ],
+                INSERT_HISTORY, history_rows(c.instance_id, length - len(c.history), c.history)
             )
         if c.activities:
             conn.execute(
-                INSERT_ACTIVITIES,
-                [
-                    {
-                        "instance_id": c.instance_id,
-                        "execution_id": execution_id,
-                        "task_id": a.task_id,
-                        "name": a.name,
-                        "input": a.input,
-                        "attempt": 0,
-                        "created_time": now,
-                    }
-                    for a in c.activities
-                ],
+                INSERT_ACTIVITIES, activity_rows(c.instance_id, execution_id, c.activities, now)
             )
         self._start_children(conn, c, execution_id, now)
         self._send(conn, c, now)
