@@ -160,7 +160,7 @@ class ManagementApi:
         return Response(status_code=202)
 
     async def act(self, request: Request) -> Response:
-        """POST /instances/{id}/terminate|suspend|resume|restart: 202; 404; 410."""
+        """POST /instances/{id}/terminate|suspend|resume|rewind|restart: 202; 404; 410."""
         client = self._client(request)
         instance_id = request.path_params["instanceId"]
         action = request.path_params["action"]
@@ -172,6 +172,8 @@ class ManagementApi:
             await client.suspend(instance_id, reason)
         elif action == "resume":
             await client.resume(instance_id, reason)
+        elif action == "rewind":
+            await client.rewind(instance_id, reason)
         elif action == "restart":
             new_id = parse_bool(request.query_params, "restartWithNewInstanceId", True)
             restarted = await client.restart(instance_id, new_id)
