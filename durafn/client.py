@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from durafn.errors import (
-    BadRequestError,
     InstanceNotFoundError,
     InvalidInstanceStateError,
     OrchestrationTimeoutError,
@@ -29,10 +28,10 @@ from durafn.models import (
     DurableOrchestrationStatus,
     InstanceQuery,
     OrchestrationRuntimeStatus,
+    validate_event_name,
     validate_instance_id,
 )
 from durafn.replay.context import function_name
-from durafn.replay.rewind import plan_rewind
 from durafn.replay.history import (
     EventRaised,
     ExecutionResumed,
@@ -40,6 +39,7 @@ from durafn.replay.history import (
     ExecutionTerminated,
     HistoryEvent,
 )
+from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
 from durafn.store.base import InstanceRecord, NewActivity
@@ -282,8 +282,7 @@ class DurableOrchestrationClient:
 
     async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
         """Send ``event_name`` to the instance; it is kept until the orchestrator waits for it."""
-        if not event_name or not isinstance(event_name, str):
-            raise BadRequestError("an event name must be a non-empty string")
+        validate_event_name(event_name)
         data = encode(event_data, f"data of event '{event_name}'")
         event = EventRaised(timestamp=_now(), name=event_name, input=data)
         await self._send(instance_id, event, ACTIVE_STATUSES, "raise an event to")
