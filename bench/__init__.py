@@ -1,0 +1,1 @@
+"""durafn's benchmarks: ``python -m bench`` (see README, "Performance")."""

@@ -1,0 +1,26 @@
+"""The benchmark runner works (a small run); real numbers come from `python -m bench`."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    shapes = [r["shape"] for r in json.loads(out.read_text())["results"]]
+    assert shapes[:3] == ["3-step orchestrations", "latency p50", "latency p99"]
+    assert "fan-out/fan-in of 100" in shapes
+    assert any(s.startswith("replay of") for s in shapes)
+    assert all(r["value"] > 0 for r in json.loads(out.read_text())["results"])
+    assert "3-step orchestrations" in done.stdout
