@@ -161,7 +161,7 @@ def scenarios(quick: bool) -> list[tuple[str, Scenario]]:
         ("latency", lambda rt: latency(rt, 200 // scale)),
         ("fan-out", lambda rt: fan_out(rt, 100)),
         ("chains", lambda rt: chains(rt, 1000 // scale)),
-        ("idle", lambda rt: idle_instances(rt, 10_000 // (scale * 10))),
+        ("idle", lambda rt: idle_instances(rt, 100 if quick else 10_000)),
     ]
 
 
