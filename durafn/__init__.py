@@ -2,12 +2,14 @@
 
 from durafn.app import App, Blueprint, DFApp
 from durafn.client import DurableOrchestrationClient, PurgeHistoryResult, StatusPage
+from durafn.cron import CronScheduler, TimerRequest
 from durafn.errors import (
     AppLoadError,
     AppValidationError,
     BadRequestError,
     DurafnError,
     FunctionNotFoundError,
+    HostRequestError,
     InstanceExistsError,
     InstanceNotFoundError,
     InvalidInstanceIdError,
@@ -15,6 +17,7 @@ from durafn.errors import (
     NonDeterminismError,
     OrchestrationTimeoutError,
     PayloadTooLargeError,
+    ScaffoldError,
     SerializationError,
     StoreLockedError,
     StoreSchemaError,
@@ -42,6 +45,7 @@ __all__ = [
     "AuthLevel",
     "BadRequestError",
     "Blueprint",
+    "CronScheduler",
     "DFApp",
     "DurableOrchestrationClient",
     "DurableOrchestrationContext",
@@ -49,6 +53,7 @@ __all__ = [
     "DurafnError",
     "EntityId",
     "FunctionNotFoundError",
+    "HostRequestError",
     "HttpRequest",
     "HttpResponse",
     "InstanceExistsError",
@@ -64,12 +69,14 @@ __all__ = [
     "RetryOptions",
     "Runtime",
     "RuntimeConfig",
+    "ScaffoldError",
     "SerializationError",
     "StatusPage",
     "StoreLockedError",
     "StoreSchemaError",
     "Task",
     "TaskFailedError",
+    "TimerRequest",
     "UnauthorizedError",
     "__version__",
 ]

@@ -198,6 +198,7 @@ class DurableOrchestrationClient:
         show_input: bool = True,
     ) -> DurableOrchestrationStatus | None:
         """The instance's status, or None when there is no such instance."""
+        validate_instance_id(instance_id)
         record = await self._store.run(self._store.store.get_instance, instance_id)
         if record is None:
             return None
@@ -274,6 +275,7 @@ class DurableOrchestrationClient:
         allowed: frozenset[OrchestrationRuntimeStatus],
         action: str,
     ) -> None:
+        validate_instance_id(instance_id)
         store = self._store.store
         await self._store.run(
             store.enqueue_message, instance_id, event, _now(), allowed=allowed, action=action
@@ -310,6 +312,7 @@ class DurableOrchestrationClient:
         in its own code (a rewind would fail the same way: fix the code and restart it instead).
         """
         del reason  # accepted for Azure compatibility; history has no event to record it in
+        validate_instance_id(instance_id)
         store = self._store.store
         record = await self._store.run(store.get_instance, instance_id)
         if record is None:
@@ -343,6 +346,7 @@ class DurableOrchestrationClient:
 
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; the new instance id."""
+        validate_instance_id(instance_id)
         record = await self._store.run(self._store.store.get_instance, instance_id)
         if record is None:
             raise InstanceNotFoundError(instance_id)
@@ -353,6 +357,7 @@ class DurableOrchestrationClient:
 
     async def purge_instance_history(self, instance_id: str) -> PurgeHistoryResult:
         """Delete a finished instance and its history."""
+        validate_instance_id(instance_id)
         count = await self._store.run(self._store.store.purge_instance, instance_id)
         return PurgeHistoryResult(count)
 

@@ -15,6 +15,9 @@ DurafnError                      base; ``status_code`` is the HTTP status it map
 ├── OrchestrationTimeoutError    wait_for_completion ran out of time
 ├── StoreSchemaError             the database schema is not one this version understands
 ├── StoreLockedError             another host already serves this SQLite store
+├── KeysFileError                .durafn/keys.json cannot be read or lacks a key
+├── ScaffoldError                durafn init/new refused: a name or file that exists, a bad name
+├── HostRequestError             durafn instances: the host refused the call or is not reachable
 ├── TaskFailedError              raised in an orchestrator when awaited work failed
 └── NonDeterminismError          replay of the orchestrator disagrees with its recorded history
 """
@@ -139,6 +142,24 @@ class StoreLockedError(DurafnError):
     """Another durafn host already serves this SQLite store; SQLite allows one host per file."""
 
     status_code: ClassVar[int] = 503
+
+
+class KeysFileError(DurafnError):
+    """The host's keys file cannot be read, created, or parsed, or lacks one of the keys."""
+
+
+class ScaffoldError(DurafnError):
+    """``durafn init`` or ``durafn new`` refused: the message says what exists or is wrong."""
+
+
+class HostRequestError(DurafnError):
+    """A call to a running host's management API failed; ``status`` is None when the host was not
+    reachable at all, else the HTTP status it answered with.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class TaskFailedError(DurafnError):

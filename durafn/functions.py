@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from durafn.http import AuthLevel
+from durafn.ncrontab import validate_schedule
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_METHODS = ("GET", "POST")
@@ -159,6 +160,10 @@ def _check_spec(spec: FunctionSpec) -> Iterable[str]:
         unknown = [m for m in spec.methods if m not in ALL_METHODS]
         if unknown:
             yield f"HTTP function {where} has unknown method(s) {', '.join(unknown)}"
+    if spec.kind is FunctionKind.SCHEDULE:
+        problem = validate_schedule(spec.schedule or "")
+        if problem is not None:
+            yield f"schedule function {where}: {problem}"
 
 
 def validate_functions(specs: list[FunctionSpec]) -> list[str]:

@@ -50,12 +50,20 @@ class HttpRequest:
         return f"<HttpRequest {self.method} {self.url}>"
 
 
-def parse_json_body(body: bytes) -> Any:
+class _NotJsonValueError(ValueError):
+    """NaN or Infinity: Python's json reads them, JSON (RFC 8259) does not have them."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonValueError(name)
+
+
+def parse_json_body(body: bytes | str) -> Any:
     """Parse a body as JSON (None when empty); BadRequestError says where it is malformed."""
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"the request body is not valid UTF-8: {exc}") from None
     except RecursionError:
@@ -63,6 +71,16 @@ def parse_json_body(body: bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise BadRequestError(
             f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except _NotJsonValueError as exc:
+        raise BadRequestError(
+            f"the request body is not valid JSON: {exc} is not a JSON value"
+        ) from None
+    except ValueError:
+        # the one other ValueError json.loads raises: an integer of more digits than Python
+        # converts (sys.get_int_max_str_digits)
+        raise BadRequestError(
+            "the request body holds an integer with too many digits; send it as a string"
         ) from None
 
 

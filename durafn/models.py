@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from durafn.errors import InvalidInstanceIdError
+from durafn.errors import BadRequestError, InvalidInstanceIdError
 
 
 class OrchestrationRuntimeStatus(str, Enum):
@@ -94,12 +94,39 @@ def validate_instance_id(instance_id: object) -> str:
             f"this one has {len(instance_id)}"
         )
     for char in instance_id:
-        if char in _FORBIDDEN_ID_CHARS or ord(char) < 32 or 127 <= ord(char) < 160:
+        if char in _FORBIDDEN_ID_CHARS or _is_control_or_surrogate(char):
             raise InvalidInstanceIdError(
                 f"instance id {instance_id[:64]!r} holds {char!r}; ids may not contain control "
                 "characters or any of / \\ # ?"
             )
     return instance_id
+
+
+def _is_control_or_surrogate(char: str) -> bool:
+    code = ord(char)
+    # lone surrogates are not text: nothing holding one can be sent back as UTF-8
+    return code < 32 or 127 <= code < 160 or 0xD800 <= code <= 0xDFFF
+
+
+MAX_EVENT_NAME_LENGTH = 256
+
+
+def validate_event_name(name: object) -> str:
+    """Return ``name`` if it has 1-256 characters and no control character; else BadRequestError."""
+    if not isinstance(name, str) or not name:
+        raise BadRequestError("an event name must be a non-empty string")
+    if len(name) > MAX_EVENT_NAME_LENGTH:
+        raise BadRequestError(
+            f"an event name must be at most {MAX_EVENT_NAME_LENGTH} characters long; "
+            f"this one has {len(name)}"
+        )
+    for char in name:
+        if _is_control_or_surrogate(char):
+            raise BadRequestError(
+                f"event name {name[:64]!r} holds {char!r}; event names may not contain control "
+                "characters"
+            )
+    return name
 
 
 @dataclass

@@ -23,7 +23,10 @@ def to_jsonable(value: Any, what: str, _depth: int = 0) -> Any:
     """``value`` as plain JSON types; ``what`` names it in errors (e.g. "input of 'f'")."""
     if _depth > MAX_DEPTH:
         raise SerializationError(f"{what} is nested more than {MAX_DEPTH} levels deep")
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        _check_text(value, what)
+        return value
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -39,6 +42,7 @@ def to_jsonable(value: Any, what: str, _depth: int = 0) -> Any:
                     f"{what} has a dict key {key!r} of type {type(key).__name__}; JSON keys "
                     "must be strings"
                 )
+            _check_text(key, what)
             out[key] = to_jsonable(item, what, _depth + 1)
         return out
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -54,6 +58,20 @@ def to_jsonable(value: Any, what: str, _depth: int = 0) -> Any:
         f"{what} is a {type(value).__name__}, which durafn cannot store as JSON; pass JSON types, "
         "a dataclass, a pydantic model, or an object whose class defines to_json/from_json"
     )
+
+
+def _check_text(text: str, what: str) -> None:
+    # A lone surrogate (from a "\ud800" JSON escape or surrogateescape'd bytes) is not Unicode
+    # text: stored, it would make every response that shows it fail to encode.
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{what} holds a string with a lone surrogate {text[exc.start]!r} at position "
+            f"{exc.start}, which is not valid Unicode; send text as valid UTF-8"
+        ) from None
 
 
 def encode(value: Any, what: str) -> str | None:

@@ -240,3 +240,24 @@ def test_work_survives_a_runtime_restart(tmp_path: Path) -> None:
     status = asyncio.run(main())
     assert status.output == ["Hello Tokyo!", "Hello London!", "Hello later!"]
     assert app.calls == ["Tokyo", "London", "later"]  # type: ignore[attr-defined]
+
+
+def test_every_client_call_refuses_an_invalid_instance_id(tmp_path: Path) -> None:
+    async def scenario(rt: df.Runtime) -> None:
+        client = rt.client
+        for bad in ["", "nul\x00here", "a/b", "x" * 300]:
+            calls = [
+                client.get_status(bad),
+                client.raise_event(bad, "e", 1),
+                client.terminate(bad, "r"),
+                client.suspend(bad),
+                client.resume(bad),
+                client.rewind(bad),
+                client.restart(bad),
+                client.purge_instance_history(bad),
+            ]
+            for call in calls:
+                with pytest.raises(df.InvalidInstanceIdError):
+                    await call
+
+    run(tmp_path, 5000, scenario)

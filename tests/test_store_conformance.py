@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
@@ -50,6 +52,8 @@ from durafn.store import (
     OrchestrationWorkItem,
     StepCommit,
     Store,
+    Work,
+    WorkListener,
     open_store,
 )
 
@@ -700,7 +704,10 @@ def test_continue_as_new_replaces_history_and_keeps_buffered_events(store: Store
         now=at(1),
         new_execution_id="e2",
         new_input='"next"',
-        messages=[NewMessage("i1", restart, execution_id="e2")],
+        messages=[
+            NewMessage("i1", restart, execution_id="e2"),
+            NewMessage("i1", raised("carried"), execution_id="e2"),
+        ],
     )
 
     record = store.get_instance("i1")
@@ -710,7 +717,8 @@ def test_continue_as_new_replaces_history_and_keeps_buffered_events(store: Store
     assert store.claim_activities("w1", at(100), at(130), 10) == []
     assert store.next_visible_time(at(1)) is None
     second = claim_one(store, now=at(2))
-    assert names(second) == ["buffered", "orch"]
+    # events carried over arrived before the unconsumed 'buffered' one, so they come first
+    assert names(second) == ["orch", "carried", "buffered"]
     assert not commit(store, first_only, now=at(2))  # the old execution is gone
     assert commit(store, second, now=at(2))
     history = store.get_history("i1")
@@ -718,8 +726,9 @@ def test_continue_as_new_replaces_history_and_keeps_buffered_events(store: Store
         "OrchestratorStarted",
         "EventRaised",
         "OrchestratorStarted",
-        "EventRaised",
         "ExecutionStarted",
+        "EventRaised",
+        "EventRaised",
     ]
     assert history[2] == OrchestratorStarted(timestamp=at(2))
 
@@ -997,6 +1006,122 @@ def test_purge_instances_deletes_only_finished_matches(store: Store) -> None:
     assert store.purge_instances(InstanceQuery(runtime_status=frozenset({S.Terminated}))) == 1
     remaining, _ = store.query_instances(InstanceQuery())
     assert ids(remaining) == ["run-1", "run-2", "Run_%x"]
+
+
+# -- listen: announcements to the other hosts --------------------------------------------------
+
+
+# SQLite has one host per file, so nothing to listen to (test_sqlite_has_nothing_to_listen_to).
+postgres_only = pytest.mark.parametrize(
+    "store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture
+def listener(store: Store) -> Iterator[WorkListener]:
+    """A listener on ``store``'s database."""
+    opened = store.listen()
+    assert opened is not None
+    yield opened
+    opened.close()
+
+
+def hear(listener: WorkListener, timeout: float = 5.0) -> Work:
+    """Wait for the next announcement, then take whatever else is already on its way."""
+    deadline = time.monotonic() + timeout
+    heard = Work.NONE
+    while not heard and time.monotonic() < deadline:
+        heard = listener.wait(deadline - time.monotonic())
+    while more := listener.wait(0.05):
+        heard |= more
+    return heard
+
+
+def test_sqlite_has_nothing_to_listen_to(store: Store) -> None:
+    opened = store.listen()
+    assert (opened is None) == is_sqlite(store)
+    if opened is not None:
+        opened.close()
+
+
+@postgres_only
+def test_another_stores_work_is_announced_on_commit(
+    store: Store, listener: WorkListener, reopen: Callable[[], Store]
+) -> None:
+    other = reopen()
+
+    other.create_instance("i1", "orch", None, "e1", T0)
+    assert hear(listener) == Work.ORCHESTRATIONS
+    item = claim_one(other)
+    timer = NewMessage("i1", TimerFired(timestamp=T0, task_id=1, fire_at=at(60)), at(60), "e1")
+    assert commit(other, item, activities=[NewActivity(0, "act", None)], messages=[timer])
+    assert hear(listener) == Work.ACTIVITIES | Work.TIMERS
+    [work] = other.claim_activities("w1", T0, T0 + LEASE, 10)
+    assert other.complete_activity(work, TaskCompleted(timestamp=T0, task_id=0), T0)
+    assert hear(listener) == Work.ORCHESTRATIONS
+    enqueue(other, "i1", raised("ev"))
+    assert hear(listener) == Work.ORCHESTRATIONS
+    claim_one(other, "w2")
+    other.release_leases("w2")  # a host stopping: the others take its work at once
+    assert hear(listener) == Work.ORCHESTRATIONS | Work.ACTIVITIES
+
+
+@postgres_only
+def test_own_and_rolled_back_work_is_not_announced(
+    store: Store, listener: WorkListener, reopen: Callable[[], Store]
+) -> None:
+    store.create_instance("i1", "orch", None, "e1", T0)  # its own host knows already
+    with pytest.raises(InstanceExistsError):
+        reopen().create_instance("i1", "orch", None, "e2", T0)
+
+    assert listener.wait(0.3) == Work.NONE
+
+
+@postgres_only
+def test_interrupt_ends_a_wait_at_once(store: Store, listener: WorkListener) -> None:
+    threading.Timer(0.1, listener.interrupt).start()
+    began = time.monotonic()
+    assert listener.wait(30) == Work.NONE
+    listener.interrupt()  # before the wait: the next one returns at once
+    assert listener.wait(30) == Work.NONE
+    assert time.monotonic() - began < 5
+
+
+@postgres_only
+def test_listener_reconnects_and_reports_everything_after_a_lost_connection(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    # Connections named for this test, so that it cuts exactly its own listener's.
+    name = f"durafn_test_{time.monotonic_ns()}"
+    tagged = open_store(
+        make_url(store.url)
+        .update_query_dict({"application_name": name})
+        .render_as_string(hide_password=False)
+    )
+    watching = tagged.listen()
+    assert watching is not None
+    engine = raw_engine(store)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE application_name = '{name}' AND query = 'LISTEN durafn_work'"
+            )
+        failed = False
+        deadline = time.monotonic() + 5
+        while not failed and time.monotonic() < deadline:
+            try:
+                watching.wait(1)
+            except psycopg.OperationalError:
+                failed = True
+        assert failed
+        assert watching.wait(1) == Work.ALL  # what was said while it was away is lost
+        reopen().create_instance("i1", "orch", None, "e1", T0)
+        assert hear(watching) == Work.ORCHESTRATIONS
+    finally:
+        watching.close()
+        tagged.close()
+        engine.dispose()
 
 
 # -- opening, schema and host lock -------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from durafn.client import DEFAULT_STORAGE
 from durafn.runtime.config import RuntimeConfig
@@ -51,9 +52,21 @@ class HostConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: object) -> HostConfig:
-        """Flags that are not None win over DURAFN_PORT, DURAFN_STORAGE, DURAFN_MAX_BODY_BYTES."""
+        """Flags that are not None win over DURAFN_PORT, DURAFN_STORAGE, DURAFN_MAX_BODY_BYTES and
+        DURAFN_LEASE_SECONDS; flags named after RuntimeConfig fields set those.
+        """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
+        tuning: dict[str, Any] = {}  # RuntimeConfig fields; its __post_init__ checks them
+        if "DURAFN_LEASE_SECONDS" in env:
+            tuning["lease_seconds"] = _float_setting(
+                "DURAFN_LEASE_SECONDS", env["DURAFN_LEASE_SECONDS"]
+            )
+        runtime_fields = {f.name for f in fields(RuntimeConfig)}
+        for name in [name for name in flags if name in runtime_fields]:
+            if flags[name] is not None:
+                tuning[name] = flags[name]
+            del flags[name]
         if "DURAFN_PORT" in env:
             values["port"] = _int_setting("DURAFN_PORT", env["DURAFN_PORT"])
         if "DURAFN_STORAGE" in env:
@@ -63,6 +76,10 @@ class HostConfig:
                 "DURAFN_MAX_BODY_BYTES", env["DURAFN_MAX_BODY_BYTES"]
             )
         values.update({k: v for k, v in flags.items() if v is not None})
+        if tuning:
+            base = values.get("runtime")
+            runtime = base if isinstance(base, RuntimeConfig) else RuntimeConfig()
+            values["runtime"] = replace(runtime, **tuning)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -71,3 +88,10 @@ def _int_setting(name: str, raw: str) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _float_setting(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from durafn.errors import DurafnError, UnauthorizedError
+from durafn.host.responses import SafeJSONResponse
 
 log = logging.getLogger("durafn.host")
 
 
-def error_response(status_code: int, message: str) -> JSONResponse:
+def error_response(
+    status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """``{"error": message}`` with ``status_code``."""
-    return JSONResponse({"error": message}, status_code=status_code)
+    return SafeJSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
 async def durafn_error(request: Request, exc: Exception) -> Response:
@@ -28,9 +32,9 @@ async def durafn_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 and friends, as JSON."""
+    """Starlette's own 404/405 and friends, as JSON (405 keeps its Allow header)."""
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail)
+    return error_response(exc.status_code, exc.detail, exc.headers)
 
 
 def unexpected_error(request: Request, exc: Exception) -> Response:

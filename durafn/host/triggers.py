@@ -11,23 +11,44 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from durafn.client import DurableOrchestrationClient
 from durafn.errors import DurafnError, PayloadTooLargeError
 from durafn.functions import FunctionKind, FunctionSpec, RouteParam, parse_route_params
 from durafn.host.errors import durafn_error, unexpected_error
+from durafn.host.responses import SafeJSONResponse
 from durafn.http import HttpRequest, HttpResponse
 
 API_PREFIX = "/api"
 _PARAM = re.compile(r"\{[^{}]*\}")
 _WHOLE_SEGMENT = re.compile(r"^\{[^{}]*\}$")
 
+
+class DigitsConvertor(Convertor[str]):
+    """Starlette's ``int`` convertor without its ``int()``: a segment of thousands of digits made
+    that raise ValueError while routing (a 500). Functions get route values as strings anyway.
+    """
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> str:
+        """The segment as it is."""
+        return value
+
+    def to_string(self, value: str) -> str:
+        """The segment as it is."""
+        return value
+
+
+register_url_convertor("durafn_digits", DigitsConvertor())
+
 _CONVERTORS = {
-    "int": "int",
-    "long": "int",
+    "int": "durafn_digits",
+    "long": "durafn_digits",
     "float": "float",
     "double": "float",
     "decimal": "float",
@@ -41,7 +62,8 @@ Authorizer = Callable[[Request, FunctionSpec], Awaitable[None]]
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) one larger than ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # isascii: str.isdigit() passes digits such as "²" that int() refuses
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
@@ -100,7 +122,7 @@ def to_response(result: Any) -> Response:
     if result is None:
         return Response(status_code=204)
     if isinstance(result, (dict, list)):
-        return JSONResponse(result)
+        return SafeJSONResponse(result)
     if isinstance(result, bytes):
         return Response(result, media_type="application/octet-stream")
     if isinstance(result, str):

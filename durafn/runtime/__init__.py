@@ -16,10 +16,12 @@ from durafn.client import DEFAULT_STORAGE, DurableOrchestrationClient
 from durafn.runtime.activities import ActivityWorker
 from durafn.runtime.config import RuntimeConfig
 from durafn.runtime.dispatcher import Clock, Dispatcher, utc_now
+from durafn.runtime.listener import listen_for_work
 from durafn.runtime.signals import Signals
 from durafn.runtime.timers import renew_leases, run_timers
 from durafn.store import open_store
 from durafn.store.aio import AsyncStore
+from durafn.store.base import WorkListener
 
 __all__ = ["Runtime", "RuntimeConfig"]
 
@@ -53,6 +55,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping: asyncio.Event | None = None
         self._activities: ActivityWorker | None = None
+        self._listener: WorkListener | None = None
         self.dispatcher: Dispatcher | None = None
 
     @property
@@ -69,6 +72,7 @@ class Runtime:
         db = AsyncStore(store)
         try:
             await db.run(store.attach_host, self.worker_id)
+            listener = await loop.run_in_executor(None, store.listen)
         except BaseException:
             await loop.run_in_executor(None, db.close)
             raise
@@ -78,12 +82,15 @@ class Runtime:
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
         args = (self.app, db, signals, self.config, self.worker_id, self._clock)
         self.dispatcher = Dispatcher(*args)
-        self._activities = ActivityWorker(*args)
+        self._activities = ActivityWorker(*args, shared=listener is not None)
         stopping = self._stopping
         self._spawn(self.dispatcher.run(stopping), "dispatcher")
         self._spawn(self._activities.run(stopping), "activities")
         self._spawn(run_timers(db, signals, self._clock, stopping), "timers")
         self._spawn(renew_leases(db, self.config, self.worker_id, self._clock, stopping), "leases")
+        if listener is not None:
+            self._listener = listener
+            self._spawn(listen_for_work(listener, signals, stopping), "listener")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"durafn {name}"))
@@ -95,6 +102,9 @@ class Runtime:
         if self._stopping is None or self._db is None:
             return
         self._stopping.set()
+        if self._listener is not None:
+            self._listener.interrupt()
+            self._listener = None  # the listening task closes it
         assert self._signals is not None
         self._signals.work_added()
         self._signals.timers.set()

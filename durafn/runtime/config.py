@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ class RuntimeConfig:
     orchestration_batch: int = 50
     """Instances claimed per dispatcher round."""
     lease_seconds: float = 30.0
-    """A claim's lease; renewed while held, so only a dead host's leases expire."""
+    """A claim's lease; renewed every third of it while held, so only a dead host's leases
+    expire, and other hosts take its work over this long after it died."""
     poll_interval: float = 0.5
     """How often to look for work added by other processes (in-process work wakes at once)."""
     cache_size: int = 5000
@@ -35,5 +37,8 @@ class RuntimeConfig:
                 raise ValueError(f"RuntimeConfig.{name} must be at least 1")
         if self.cache_size < 0:
             raise ValueError("RuntimeConfig.cache_size must be 0 or more (0 disables the cache)")
-        if self.lease_seconds <= 0 or self.poll_interval <= 0:
-            raise ValueError("RuntimeConfig.lease_seconds and poll_interval must be positive")
+        # Chained comparisons are False for NaN too, which would make every lease expired.
+        if not (0 < self.lease_seconds < math.inf and 0 < self.poll_interval < math.inf):
+            raise ValueError(
+                "RuntimeConfig.lease_seconds and poll_interval must be positive numbers"
+            )

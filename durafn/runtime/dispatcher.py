@@ -90,7 +90,15 @@ class Dispatcher:
             self._config.orchestration_batch,
         )
         for item in items:
-            await self._process(item)
+            try:
+                await self._process(item)
+            except Exception:
+                # give the instance back at once rather than holding it until the lease expires
+                log.exception("step for %s failed; it will be retried", item.instance.instance_id)
+                self.cache.evict(item.instance.instance_id)
+                await self._db.run(
+                    store.abandon_orchestration, item.instance.instance_id, self._worker_id
+                )
         return len(items)
 
     async def _process(self, item: OrchestrationWorkItem) -> None:

@@ -1,9 +1,15 @@
-"""In-process wake-ups: work added, timers changed, instances changed; polling covers the rest."""
+"""Wake-ups: work added, timers changed, instances changed; polling covers the rest.
+
+Work added in this process sets them directly; work other hosts add sets them through the store's
+listener (``listener.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+
+from durafn.store.base import Work
 
 
 class Signals:
@@ -19,6 +25,15 @@ class Signals:
         """New messages or activities may be waiting in the store."""
         self.orchestrations.set()
         self.activities.set()
+
+    def announce(self, work: Work) -> None:
+        """Another host or client added ``work`` to the store."""
+        if work & Work.ORCHESTRATIONS:
+            self.orchestrations.set()
+        if work & Work.ACTIVITIES:
+            self.activities.set()
+        if work & Work.TIMERS:
+            self.timers.set()
 
     def instance_changed(self, instance_id: str) -> None:
         """A step for ``instance_id`` was committed: wake whoever waits on it."""

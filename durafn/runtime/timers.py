@@ -19,7 +19,8 @@ from durafn.store.aio import AsyncStore
 log = logging.getLogger("durafn.timers")
 
 MAX_TIMER_SLEEP = 5.0
-"""Re-read the next due time at least this often, for timers created by other hosts."""
+"""Re-read the next due time at least this often, in case the news of a timer another host
+created did not reach us (see ``listener.py``)."""
 
 
 async def run_timers(

@@ -22,6 +22,8 @@ from durafn.store.base import (
     OrchestrationWorkItem,
     StepCommit,
     Store,
+    Work,
+    WorkListener,
 )
 
 _EXAMPLES = "sqlite:///.durafn/durafn.db or postgresql+psycopg://user@host/dbname"
@@ -66,5 +68,7 @@ __all__ = [
     "OrchestrationWorkItem",
     "StepCommit",
     "Store",
+    "Work",
+    "WorkListener",
     "open_store",
 ]

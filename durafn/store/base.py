@@ -9,10 +9,15 @@ whole step (history, new work, status, consumed messages) in one transaction wit
 (its host died) makes the item claimable again, so activities run at least once.
 
 Every method is synchronous and atomic: it runs in one database transaction.
+
+Several hosts may share one database (PostgreSQL). Each write that makes work claimable also
+*announces* it, in the same transaction, so that the other hosts' :meth:`Store.listen` hears of it
+the moment it is committed instead of at their next poll.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +27,40 @@ from durafn.replay.history import HistoryEvent
 
 CONTROL_EVENT_TYPES = frozenset({"ExecutionTerminated", "ExecutionSuspended", "ExecutionResumed"})
 """Message types a Suspended instance still processes (the others wait until it is resumed)."""
+
+
+class Work(enum.Flag):
+    """Kinds of new work a store announces to the other hosts on its database."""
+
+    NONE = 0
+    ORCHESTRATIONS = 1
+    """Inbox messages visible now: dispatchers should claim."""
+    ACTIVITIES = 2
+    """Activity work items: activity workers should claim."""
+    TIMERS = 4
+    """Inbox messages visible later: timer services should read the next due time again."""
+    ALL = ORCHESTRATIONS | ACTIVITIES | TIMERS
+
+
+class WorkListener(Protocol):
+    """A subscription to the work that other Store objects (hosts, clients) add to a database."""
+
+    def wait(self, timeout: float) -> Work:
+        """Block up to ``timeout`` seconds for announcements; what they announced, NONE if none.
+
+        Announcements made while not listening (the connection was lost and is made again) are
+        lost, so the first wait after a reconnection returns ALL. Raises the database's error
+        while it cannot be reached.
+        """
+        ...
+
+    def interrupt(self) -> None:
+        """Make a wait in progress, or else the next one, return at once; safe from any thread."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening and release the connection; not while a wait is in progress."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -239,6 +278,13 @@ class Store(Protocol):
     def attach_host(self, worker_id: str) -> None:
         """Register a host that will claim work. SQLite allows one host per database file: it takes
         an exclusive lock (StoreLockedError if held) and then frees the leases a killed host left.
+        """
+        ...
+
+    def listen(self) -> WorkListener | None:
+        """Subscribe to the work other Store objects on this database announce (not this one's
+        own). None where no other host can add work (SQLite: one host per file; a client in
+        another process is noticed at the next poll).
         """
         ...
 

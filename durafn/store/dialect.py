@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import Connection, Engine, Select, Table
 from sqlalchemy.exc import DBAPIError
+
+from durafn.store.base import Work, WorkListener
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -57,6 +59,14 @@ class Dialect(Protocol):
 
     def lock_schema(self, conn: Connection) -> None:
         """Serialize schema creation among processes opening the same database at once."""
+        ...
+
+    def announce(self, conn: Connection, work: Work) -> None:
+        """Tell other hosts' listeners, when ``conn`` commits, that ``work`` was added."""
+        ...
+
+    def listen(self, engine: Engine) -> WorkListener | None:
+        """Listen for what other store objects on ``engine``'s database announce (None: never)."""
         ...
 
     def acquire_host(self) -> bool:

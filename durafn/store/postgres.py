@@ -1,18 +1,21 @@
 """PostgreSQL (psycopg 3): several hosts share one database; claims use FOR UPDATE SKIP LOCKED.
 
 A host that dies keeps its leases until they expire, then other hosts take its work over; there
-is no host lock, so ``attach_host`` frees nothing.
+is no host lock, so ``attach_host`` frees nothing. Hosts hear of each other's work through
+LISTEN/NOTIFY (``pgnotify.py``).
 """
 
 from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import URL, Connection, Table, create_engine, func, select
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, func, select
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.exc import DBAPIError
 
+from durafn.store.base import Work
 from durafn.store.dialect import SelectT
+from durafn.store.pgnotify import Announcer, PostgresListener
 from durafn.store.queries import IDS
 from durafn.store.schema import instances
 from durafn.store.sql import SqlStore
@@ -47,6 +50,9 @@ class PostgresDialect:
 
     claim_window = 4  # other hosts may hold the first candidates; look a little further
 
+    def __init__(self) -> None:
+        self._announcer = Announcer()
+
     def insert(self, table: Table) -> Insert:
         """PostgreSQL's INSERT, with ON CONFLICT DO UPDATE."""
         return insert(table)
@@ -73,6 +79,14 @@ class PostgresDialect:
     def lock_schema(self, conn: Connection) -> None:
         """Hold a transaction-scoped advisory lock while the schema is checked or created."""
         conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+
+    def announce(self, conn: Connection, work: Work) -> None:
+        """NOTIFY the other hosts' listeners of ``work`` when ``conn`` commits."""
+        self._announcer.announce(conn, work)
+
+    def listen(self, engine: Engine) -> PostgresListener:
+        """LISTEN on a new connection to ``engine``'s database."""
+        return self._announcer.listen(engine)
 
     def acquire_host(self) -> bool:
         """Nothing to take: hosts share the database, and dead hosts' leases expire on their own."""

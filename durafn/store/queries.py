@@ -147,7 +147,7 @@ def decode_token(token: str) -> tuple[datetime, str]:
         created = datetime.fromisoformat(created_text)
         if created.tzinfo is None:
             raise ValueError("token time has no offset")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         shown = token if len(token) <= 40 else token[:40] + "..."
         raise BadRequestError(
             f"malformed continuation token {shown!r}; pass the token the previous page returned "

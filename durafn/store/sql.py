@@ -28,21 +28,19 @@ from durafn.store.base import (
     NewActivity,
     OrchestrationWorkItem,
     StepCommit,
+    Work,
+    WorkListener,
 )
 from durafn.store.dialect import READ_ONLY, Dialect
 from durafn.store.migrations import ensure_schema
 from durafn.store.queries import FINAL_VALUES, ID, IDS, IS_FINAL, NOW, lease_free
 from durafn.store.schema import UtcDateTime, activities, history, inbox, instances
 from durafn.store.writes import (
-    INSERT_ACTIVITIES,
-    INSERT_HISTORY,
     INSERT_INBOX,
     Start,
     StepWriter,
-    activity_rows,
     chunks,
     delete_owned,
-    history_rows,
     message_row,
 )
 
@@ -85,6 +83,7 @@ class SqlStore:
         self._reader = engine.execution_options(**{READ_ONLY: True})
         self._dialect = dialect
         self._writer = StepWriter(dialect)
+        self._owner = self._writer.owner
         self._build_claims(dialect)
         try:
             ensure_schema(engine, dialect, engine.url.render_as_string(hide_password=True))
@@ -123,11 +122,6 @@ class SqlStore:
             .values(lease_owner=_WORKER, lease_until=_UNTIL, attempt=a.attempt + 1)
             .returning(a.id, a.instance_id, a.execution_id, a.task_id, a.name, a.input, a.attempt)
         )
-        self._owner = dialect.lock_shared(
-            select(instances.c.status, instances.c.execution_id).where(
-                instances.c.instance_id == ID
-            )
-        )
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -164,6 +158,7 @@ class SqlStore:
             if not self._writer.start_instances(conn, [start], now):
                 status = conn.scalar(_STATUS, {"b_iid": instance_id})
                 raise InstanceExistsError(instance_id, status or "active")
+            self._dialect.announce(conn, Work.ORCHESTRATIONS)
 
         self._write(op)
 
@@ -204,6 +199,7 @@ class SqlStore:
                 raise InvalidInstanceStateError(instance_id, owner.status, action)
             # No execution id: events outlive continue-as-new (they are buffered, not dropped).
             conn.execute(INSERT_INBOX, [message_row(instance_id, event, now, None)])
+            self._dialect.announce(conn, Work.ORCHESTRATIONS)
 
         self._write(op)
 
@@ -262,7 +258,12 @@ class SqlStore:
     def abandon_orchestration(self, instance_id: str, worker_id: str) -> None:
         """Give up a lease without consuming anything, so the messages are claimed again."""
         params = {"b_iid": instance_id, "b_worker": worker_id}
-        self._write(lambda conn: conn.execute(_ABANDON, params))
+
+        def op(conn: Connection) -> None:
+            if conn.execute(_ABANDON, params).rowcount:
+                self._dialect.announce(conn, Work.ORCHESTRATIONS)
+
+        self._write(op)
 
     # -- activities ------------------------------------------------------------------------------
 
@@ -293,6 +294,7 @@ class SqlStore:
             conn.execute(
                 INSERT_INBOX, [message_row(item.instance_id, event, now, item.execution_id)]
             )
+            self._dialect.announce(conn, Work.ORCHESTRATIONS)
             return True
 
         return self._write(op)
@@ -309,12 +311,17 @@ class SqlStore:
 
     def _set_leases(self, worker_id: str | None, **values: Any) -> None:
         """Update the leases of ``worker_id`` (None: of every holder) in both tables."""
+        # Leases dropped (not renewed) make work claimable: the other hosts should look now.
+        freed = Work.ORCHESTRATIONS | Work.ACTIVITIES if "lease_owner" in values else Work.NONE
 
         def op(conn: Connection) -> None:
+            changed = 0
             for table in (instances, activities):
                 owner = table.c.lease_owner
                 held = owner.is_not(None) if worker_id is None else owner == worker_id
-                conn.execute(update(table).where(held).values(**values))
+                changed += conn.execute(update(table).where(held).values(**values)).rowcount
+            if changed:
+                self._dialect.announce(conn, freed)
 
         self._write(op)
 
@@ -322,6 +329,10 @@ class SqlStore:
         """Register a host; on SQLite take the file's host lock and free a dead host's leases."""
         if self._dialect.acquire_host():
             self._set_leases(None, lease_owner=None, lease_until=None)
+
+    def listen(self) -> WorkListener | None:
+        """Subscribe to what other store objects on this database announce (see Store)."""
+        return self._dialect.listen(self._engine)
 
     def next_visible_time(self, now: datetime) -> datetime | None:
         """Return the earliest ``visible_at`` after ``now`` of any message (the next timer)."""
@@ -337,37 +348,9 @@ class SqlStore:
         now: datetime,
     ) -> None:
         """Make a Failed instance Running with ``events`` as its history (see Store)."""
-
-        def op(conn: Connection) -> None:
-            owner = conn.execute(self._owner, {"b_iid": instance_id}).first()
-            if owner is None:
-                raise InstanceNotFoundError(instance_id)
-            changed = conn.execute(
-                update(instances)
-                .where(
-                    instances.c.instance_id == instance_id,
-                    instances.c.status == OrchestrationRuntimeStatus.Failed.value,
-                    instances.c.history_length == history_length,
-                )
-                .values(
-                    status=OrchestrationRuntimeStatus.Running.value,
-                    output=None,
-                    history_length=len(events),
-                    last_updated_time=now,
-                    lease_owner=None,
-                    lease_until=None,
-                )
-            )
-            if changed.rowcount != 1:
-                raise InvalidInstanceStateError(instance_id, owner.status, "rewind")
-            conn.execute(delete(history).where(history.c.instance_id == instance_id))
-            if events:
-                conn.execute(INSERT_HISTORY, history_rows(instance_id, 0, events))
-            if work:
-                rows = activity_rows(instance_id, owner.execution_id, work, now)
-                conn.execute(INSERT_ACTIVITIES, rows)
-
-        self._write(op)
+        self._write(
+            lambda conn: self._writer.rewind(conn, instance_id, history_length, events, work, now)
+        )
 
     def purge_instance(self, instance_id: str) -> int:
         """Delete a finished instance and everything it owns; returns 1 (see Store)."""

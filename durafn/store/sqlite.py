@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import Insert, insert
 from sqlalchemy.exc import DBAPIError
 
 from durafn.errors import BadRequestError, StoreLockedError
+from durafn.store.base import Work
 from durafn.store.dialect import READ_ONLY, SelectT
 from durafn.store.sql import SqlStore
 
@@ -123,6 +124,13 @@ class SqliteDialect:
 
     def lock_schema(self, conn: Connection) -> None:
         """Nothing to do: BEGIN IMMEDIATE serializes schema creation."""
+
+    def announce(self, conn: Connection, work: Work) -> None:
+        """Nothing to do: the one host on the file learns of its own work in-process."""
+
+    def listen(self, engine: Engine) -> None:
+        """Nothing to listen to: no other host serves this file."""
+        return None
 
     def acquire_host(self) -> bool:
         """Take the exclusive lock on ``<db>.lock``; StoreLockedError when another host holds it."""

@@ -1,4 +1,4 @@
-"""The multi-statement writes of SqlStore: starting instances and applying a step.
+"""The multi-statement writes of SqlStore: starting instances, applying a step, rewinding.
 
 Statements are built once, with bound parameters, so the hot path only binds and executes them.
 Every method runs inside the caller's transaction (``conn``) and is all or nothing with it.
@@ -18,12 +18,13 @@ from sqlalchemy import (
     Update,
     bindparam,
     delete,
+    func,
     insert,
     select,
     update,
 )
 
-from durafn.errors import InstanceExistsError
+from durafn.errors import InstanceExistsError, InstanceNotFoundError, InvalidInstanceStateError
 from durafn.models import FailureDetails, OrchestrationRuntimeStatus
 from durafn.replay.history import (
     ExecutionStarted,
@@ -31,7 +32,7 @@ from durafn.replay.history import (
     SubOrchestrationInstanceFailed,
     encode_event,
 )
-from durafn.store.base import NewActivity, NewSubOrchestration, StepCommit
+from durafn.store.base import NewActivity, NewSubOrchestration, StepCommit, Work
 from durafn.store.dialect import Dialect
 from durafn.store.queries import FINAL_STATUSES, ID, IDS, IS_FINAL, IS_LIVE, NOW
 from durafn.store.schema import activities, history, inbox, instances
@@ -53,6 +54,21 @@ _DELETE_OLD_EXECUTION = [
     delete(activities).where(activities.c.instance_id == ID),
     delete(inbox).where(inbox.c.instance_id == ID, inbox.c.execution_id.is_not(None)),
 ]
+# Continue-as-new: events that arrived during the old execution but were not consumed go behind
+# the events it carried over, so the new execution still receives every event in arrival order.
+_BUFFERED = (inbox.c.instance_id == ID) & inbox.c.execution_id.is_(None)
+_MOVED = [
+    inbox.c.instance_id,
+    inbox.c.execution_id,
+    inbox.c.event_type,
+    inbox.c.event,
+    inbox.c.visible_at,
+]
+_REQUEUE_BUFFERED = insert(inbox).from_select(
+    [c.name for c in _MOVED], select(*_MOVED).where(_BUFFERED).order_by(inbox.c.id)
+)
+_DELETE_REQUEUED = delete(inbox).where(_BUFFERED, inbox.c.id <= bindparam("b_max", type_=Integer()))
+_MAX_INBOX_ID = select(func.max(inbox.c.id))
 _DELETE_UNFINISHED_WORK = [delete(t).where(t.c.instance_id == ID) for t in (inbox, activities)]
 _ALIVE = select(instances.c.instance_id).where(instances.c.instance_id.in_(IDS), IS_LIVE)
 _STATUSES = select(instances.c.instance_id, instances.c.status).where(
@@ -162,6 +178,18 @@ def delete_owned(conn: Connection, instance_ids: Sequence[str]) -> None:
             conn.execute(stmt, {"b_ids": list(chunk)})
 
 
+def step_work(c: StepCommit, now: datetime) -> Work:
+    """The work a step adds for other hosts: activities, messages due now, timers."""
+    work = Work.ACTIVITIES if c.activities else Work.NONE
+    if c.sub_orchestrations:
+        work |= Work.ORCHESTRATIONS
+    for m in c.messages:
+        work |= (
+            Work.TIMERS if m.visible_at is not None and m.visible_at > now else Work.ORCHESTRATIONS
+        )
+    return work
+
+
 class StepWriter:
     """Starts instances and applies steps, with the statements of one dialect built once."""
 
@@ -174,6 +202,12 @@ class StepWriter:
             where=IS_FINAL,
         ).returning(instances.c.instance_id)
         self._dialect = dialect
+        self.owner = dialect.lock_shared(
+            select(instances.c.status, instances.c.execution_id).where(
+                instances.c.instance_id == ID
+            )
+        )
+        """The instance's status and execution, held against a concurrent step until commit."""
 
     def start_instances(self, conn: Connection, starts: Sequence[Start], now: datetime) -> set[str]:
         """Insert each instance, or replace it if finished, with an ExecutionStarted message.
@@ -267,10 +301,55 @@ class StepWriter:
             )
         self._start_children(conn, c, execution_id, now)
         self._send(conn, c, now)
+        if new_execution:
+            last = conn.scalar(_MAX_INBOX_ID)
+            conn.execute(_REQUEUE_BUFFERED, own)
+            conn.execute(_DELETE_REQUEUED, {**own, "b_max": last})
         if c.status in FINAL_STATUSES:
             for stmt in _DELETE_UNFINISHED_WORK:
                 conn.execute(stmt, own)
+        self._dialect.announce(conn, step_work(c, now))
         return True
+
+    def rewind(
+        self,
+        conn: Connection,
+        instance_id: str,
+        history_length: int,
+        events: list[HistoryEvent],
+        work: list[NewActivity],
+        now: datetime,
+    ) -> None:
+        """Make a Failed instance Running with ``events`` as its history (see Store)."""
+        owner = conn.execute(self.owner, {"b_iid": instance_id}).first()
+        if owner is None:
+            raise InstanceNotFoundError(instance_id)
+        changed = conn.execute(
+            update(instances)
+            .where(
+                instances.c.instance_id == instance_id,
+                instances.c.status == OrchestrationRuntimeStatus.Failed.value,
+                instances.c.history_length == history_length,
+            )
+            .values(
+                status=OrchestrationRuntimeStatus.Running.value,
+                output=None,
+                history_length=len(events),
+                last_updated_time=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+        if changed.rowcount != 1:
+            raise InvalidInstanceStateError(instance_id, owner.status, "rewind")
+        conn.execute(delete(history).where(history.c.instance_id == instance_id))
+        if events:
+            conn.execute(INSERT_HISTORY, history_rows(instance_id, 0, events))
+        if work:
+            conn.execute(
+                INSERT_ACTIVITIES, activity_rows(instance_id, owner.execution_id, work, now)
+            )
+            self._dialect.announce(conn, Work.ACTIVITIES)
 
     def _start_children(
         self, conn: Connection, c: StepCommit, execution_id: str, now: datetime
