@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from replay_sim import T0, Sim
 
 from durafn.errors import SerializationError, TaskFailedError
-from durafn.models import FailureDetails, OrchestrationRuntimeStatus, RetryOptions
+from durafn.models import FailureDetails, RetryOptions
 from durafn.replay import (
     FUNCTION_NAME_ATTR,
     DurableOrchestrationContext,
@@ -21,7 +22,6 @@ from durafn.replay import (
     function_name,
 )
 from durafn.replay.actions import (
-    Action,
     CompleteOrchestration,
     CreateTimer,
     FailOrchestration,
@@ -30,77 +30,19 @@ from durafn.replay.actions import (
 )
 from durafn.replay.context import UUID_NAMESPACE
 from durafn.replay.history import (
-    ContinueAsNew,
     EventRaised,
-    ExecutionCompleted,
     ExecutionStarted,
-    HistoryEvent,
     OrchestratorStarted,
-    SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
     TaskCompleted,
     TaskFailed,
-    TaskScheduled,
-    TimerCreated,
     TimerFired,
 )
 from durafn.serialization import encode
 
 Ctx = DurableOrchestrationContext
 Gen = Generator[Task, Any, Any]
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 SECOND = timedelta(seconds=1)
-
-
-# -- a tiny stand-in for the runtime (as in test_replay_executor) -----------------------------
-
-
-def record(action: Action, at: datetime) -> HistoryEvent:
-    """The event the runtime appends to history for an action it was given."""
-    if isinstance(action, ScheduleActivity):
-        return TaskScheduled(timestamp=at, task_id=action.task_id, name=action.name)
-    if isinstance(action, CreateTimer):
-        return TimerCreated(timestamp=at, task_id=action.task_id, fire_at=action.fire_at)
-    if isinstance(action, StartSubOrchestration):
-        return SubOrchestrationInstanceCreated(
-            timestamp=at, task_id=action.task_id, name=action.name, instance_id=action.instance_id
-        )
-    if isinstance(action, CompleteOrchestration):
-        return ExecutionCompleted(
-            timestamp=at, status=OrchestrationRuntimeStatus.Completed, result=action.result
-        )
-    if isinstance(action, FailOrchestration):
-        return ExecutionCompleted(
-            timestamp=at, status=OrchestrationRuntimeStatus.Failed, failure=action.failure
-        )
-    return ContinueAsNew(timestamp=at, input=action.input)
-
-
-class Sim:
-    """Steps a live executor and, at every step, one rebuilt from the history so far."""
-
-    def __init__(self, orchestrator: Callable[..., Any], **kw: Any) -> None:
-        self.orchestrator = orchestrator
-        self.kw: dict[str, Any] = {"instance_id": "inst", **kw}
-        self.history: list[HistoryEvent] = []
-        self.now = T0
-        self.live = OrchestrationExecutor(orchestrator, **self.kw)
-
-    def step(self, *events: HistoryEvent) -> Step:
-        new = [OrchestratorStarted(timestamp=self.now), *events]
-        rebuilt = OrchestrationExecutor(self.orchestrator, history=self.history, **self.kw)
-        step = self.live.apply(new)
-        assert rebuilt.apply(new) == step
-        self.history += new
-        self.history += [record(action, self.now) for action in step.actions]
-        self.now += SECOND
-        return step
-
-    def start(self, value: Any = None, *, events: tuple[HistoryEvent, ...] = ()) -> Step:
-        started = ExecutionStarted(
-            timestamp=self.now, name="orch", input=encode(value, "input"), execution_id="exec-1"
-        )
-        return self.step(started, *events)
 
 
 def completed(task_id: int, value: Any = None) -> TaskCompleted:

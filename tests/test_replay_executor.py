@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from datetime import datetime, timedelta, timezone
+from collections.abc import Generator
 from typing import Any
 
 import pytest
+from replay_sim import T0, Sim
 
 from durafn.errors import SerializationError, TaskFailedError
-from durafn.models import FailureDetails, OrchestrationRuntimeStatus
+from durafn.models import FailureDetails
 from durafn.replay import (
     FUNCTION_NAME_ATTR,
     DurableOrchestrationContext,
@@ -18,100 +18,26 @@ from durafn.replay import (
     Task,
 )
 from durafn.replay.actions import (
-    Action,
     CompleteOrchestration,
     ContinueOrchestrationAsNew,
-    CreateTimer,
     FailOrchestration,
     ScheduleActivity,
     StartSubOrchestration,
 )
 from durafn.replay.history import (
-    ContinueAsNew,
     EventRaised,
-    ExecutionCompleted,
     ExecutionStarted,
-    HistoryEvent,
     OrchestratorStarted,
     SubOrchestrationInstanceCompleted,
-    SubOrchestrationInstanceCreated,
     SubOrchestrationInstanceFailed,
     TaskCompleted,
     TaskFailed,
-    TaskScheduled,
-    TimerCreated,
     TimerFired,
 )
 from durafn.serialization import encode
 
 Ctx = DurableOrchestrationContext
 Gen = Generator[Task, Any, Any]
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-
-# -- a tiny stand-in for the runtime ----------------------------------------------------------
-
-
-def record(action: Action, at: datetime) -> HistoryEvent:
-    """The event the runtime appends to history for an action it was given."""
-    if isinstance(action, ScheduleActivity):
-        return TaskScheduled(timestamp=at, task_id=action.task_id, name=action.name)
-    if isinstance(action, CreateTimer):
-        return TimerCreated(timestamp=at, task_id=action.task_id, fire_at=action.fire_at)
-    if isinstance(action, StartSubOrchestration):
-        return SubOrchestrationInstanceCreated(
-            timestamp=at, task_id=action.task_id, name=action.name, instance_id=action.instance_id
-        )
-    if isinstance(action, CompleteOrchestration):
-        return ExecutionCompleted(
-            timestamp=at, status=OrchestrationRuntimeStatus.Completed, result=action.result
-        )
-    if isinstance(action, FailOrchestration):
-        return ExecutionCompleted(
-            timestamp=at, status=OrchestrationRuntimeStatus.Failed, failure=action.failure
-        )
-    return ContinueAsNew(timestamp=at, input=action.input)
-
-
-class Sim:
-    """Steps a live executor and, at every step, one rebuilt from the history so far.
-
-    Both must decide exactly the same; returned actions are recorded as the runtime would.
-    """
-
-    def __init__(self, orchestrator: Callable[..., Any], name: str = "orch", **kw: Any) -> None:
-        self.orchestrator = orchestrator
-        self.name = name
-        self.kw: dict[str, Any] = {"instance_id": "inst", **kw}
-        self.history: list[HistoryEvent] = []
-        self.now = T0
-        self.live = OrchestrationExecutor(orchestrator, **self.kw)
-
-    def step(self, *events: HistoryEvent) -> Step:
-        new = [OrchestratorStarted(timestamp=self.now), *events]
-        rebuilt = OrchestrationExecutor(self.orchestrator, history=self.history, **self.kw)
-        step = self.live.apply(new)
-        assert rebuilt.apply(new) == step
-        self.history += new
-        self.history += [record(action, self.now) for action in step.actions]
-        self.now += timedelta(seconds=1)
-        return step
-
-    def start(self, value: Any = None, **fields: Any) -> Step:
-        return self.step(
-            ExecutionStarted(
-                timestamp=self.now,
-                name=self.name,
-                input=encode(value, "input"),
-                execution_id="exec-1",
-                **fields,
-            )
-        )
-
-    def replay_all(self) -> OrchestrationExecutor:
-        executor = OrchestrationExecutor(self.orchestrator, history=self.history, **self.kw)
-        assert executor.history_length == len(self.history)
-        return executor
 
 
 def completed(task_id: int, value: Any = None) -> TaskCompleted:
