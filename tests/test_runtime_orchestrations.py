@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,62 @@ def test_every_client_call_refuses_an_invalid_instance_id(tmp_path: Path) -> Non
                     await call
 
     run(tmp_path, 5000, scenario)
+
+
+@dataclass
+class Order:
+    item: str
+    quantity: int
+
+
+def test_values_that_are_not_json_fail_at_the_call_site(tmp_path: Path) -> None:
+    app = df.App()
+
+    @app.activity
+    def returns_a_set(x: int) -> set[int]:
+        return {x}
+
+    @app.activity
+    def takes_an_order(order: Order) -> str:
+        assert isinstance(order, Order)  # the annotation turns the JSON back into the dataclass
+        return f"{order.quantity} x {order.item}"
+
+    @app.orchestrator
+    def bad_result(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        try:
+            yield context.call_activity(returns_a_set, 1)
+        except df.TaskFailedError as err:
+            return [err.error_type, err.message]
+
+    @app.orchestrator
+    def bad_input(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        yield context.call_activity(takes_an_order, {1, 2})
+
+    @app.orchestrator
+    def good_input(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        value = yield context.call_activity(takes_an_order, Order("tea", 2))
+        return value
+
+    async def main() -> None:
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'db.sqlite'}") as rt:
+            caught = await rt.client.wait_for_completion(
+                await rt.client.start_new("bad_result"), 10
+            )
+            assert caught.output[0] == "SerializationError"
+            assert "result of activity 'returns_a_set'" in caught.output[1]
+
+            failed = await rt.client.wait_for_completion(await rt.client.start_new("bad_input"), 10)
+            assert failed.output["error"] == "SerializationError"
+            assert "input of 'takes_an_order'" in failed.output["message"]
+            history = await rt.client.get_status(failed.instance_id, show_history=True)
+            assert history is not None and history.history is not None
+            assert "TaskScheduled" not in [e["EventType"] for e in history.history]
+
+            good = await rt.client.wait_for_completion(await rt.client.start_new("good_input"), 10)
+            assert good.output == "2 x tea"
+
+            waiting = await rt.client.start_new("good_input")
+            with pytest.raises(df.SerializationError, match="data of event 'e'"):
+                await rt.client.raise_event(waiting, "e", object())
+
+    asyncio.run(main())
