@@ -397,3 +397,14 @@ def test_retry_options_must_be_retry_options() -> None:
     (action,) = Sim(orch).start().actions
     assert isinstance(action, FailOrchestration)
     assert "retry_options must be a RetryOptions" in action.failure.message
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "nul\x00", "x" * 257])
+def test_an_invalid_sub_orchestration_id_fails_at_the_call_site(bad: str) -> None:
+    def orchestrator(context: Ctx) -> Gen:
+        yield context.call_sub_orchestrator("child", None, instance_id=bad)
+
+    step = Sim(orchestrator).start()
+    [action] = step.actions
+    assert isinstance(action, FailOrchestration)
+    assert action.failure.error_type == "InvalidInstanceIdError"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from durafn.models import RetryOptions
+from durafn.models import RetryOptions, validate_instance_id
 from durafn.replay.actions import Action, CreateTimer, ScheduleActivity, StartSubOrchestration
 from durafn.replay.history import EventRaised, ExecutionStarted
 from durafn.replay.tasks import (
@@ -179,7 +179,7 @@ class DurableOrchestrationContext:
         orchestrator = function_name(name)
         value = _pick_input(input_, input, "call_sub_orchestrator")
         text = encode(value, what=f"input of '{orchestrator}'")
-        child_id = instance_id or f"{self._instance_id}:{self._next_task_id}"
+        child_id = self._child_id(instance_id)
         return self._new_sub_orchestration(orchestrator, child_id, text)
 
     def call_sub_orchestrator_with_retry(
@@ -196,10 +196,16 @@ class DurableOrchestrationContext:
         value = _pick_input(input_, input, "call_sub_orchestrator_with_retry")
         text = encode(value, what=f"input of '{orchestrator}'")
         # A failed child is finished, so each attempt may restart the same instance id.
-        child_id = instance_id or f"{self._instance_id}:{self._next_task_id}"
+        child_id = self._child_id(instance_id)
         return self._new_retryable(
             retry_options, lambda: self._new_sub_orchestration(orchestrator, child_id, text)
         )
+
+    def _child_id(self, instance_id: str | None) -> str:
+        # a bad explicit id fails here, in the orchestrator's code, not later in the store
+        if instance_id is not None:
+            return validate_instance_id(instance_id)
+        return f"{self._instance_id}:{self._next_task_id}"
 
     def task_all(self, tasks: Sequence[Task]) -> Task:
         """Return a task giving the results in the order given; the first failure raises."""

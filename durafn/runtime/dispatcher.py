@@ -89,16 +89,21 @@ class Dispatcher:
             lease_until,
             self._config.orchestration_batch,
         )
+        failed = False
         for item in items:
             try:
                 await self._process(item)
             except Exception:
-                # give the instance back at once rather than holding it until the lease expires
+                # give the instance back rather than holding it under a lease we keep renewing
                 log.exception("step for %s failed; it will be retried", item.instance.instance_id)
+                failed = True
                 self.cache.evict(item.instance.instance_id)
                 await self._db.run(
                     store.abandon_orchestration, item.instance.instance_id, self._worker_id
                 )
+        if failed:
+            # a step that fails every time must not spin: retry at the polling pace
+            await asyncio.sleep(self._config.poll_interval)
         return len(items)
 
     async def _process(self, item: OrchestrationWorkItem) -> None:
