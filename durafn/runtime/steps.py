@@ -47,6 +47,8 @@ from durafn.store.base import (
 
 Running = OrchestrationRuntimeStatus.Running
 Suspended = OrchestrationRuntimeStatus.Suspended
+Completed = OrchestrationRuntimeStatus.Completed
+Failed = OrchestrationRuntimeStatus.Failed
 
 
 @dataclass
@@ -241,42 +243,44 @@ def step_commit(
     parent_task = instance.parent_task_id or 0
     for action in step.actions:
         if isinstance(action, CompleteOrchestration):
-            builder.history.append(
-                ExecutionCompleted(
-                    timestamp=now, status=OrchestrationRuntimeStatus.Completed, result=action.result
-                )
-            )
-            commit.status = OrchestrationRuntimeStatus.Completed
-            commit.output = action.result
-            builder.messages.extend(
-                _parent_message(
-                    instance,
-                    SubOrchestrationInstanceCompleted(
-                        timestamp=now, task_id=parent_task, result=action.result
-                    ),
-                )
+            _finish(
+                commit,
+                builder,
+                ExecutionCompleted(timestamp=now, status=Completed, result=action.result),
+                action.result,
+                SubOrchestrationInstanceCompleted(
+                    timestamp=now, task_id=parent_task, result=action.result
+                ),
             )
         elif isinstance(action, FailOrchestration):
-            builder.history.append(
-                ExecutionCompleted(
-                    timestamp=now, status=OrchestrationRuntimeStatus.Failed, failure=action.failure
-                )
-            )
-            commit.status = OrchestrationRuntimeStatus.Failed
-            commit.output = json.dumps(action.failure.to_json())
-            builder.messages.extend(
-                _parent_message(
-                    instance,
-                    SubOrchestrationInstanceFailed(
-                        timestamp=now, task_id=parent_task, failure=action.failure
-                    ),
-                )
+            _finish(
+                commit,
+                builder,
+                ExecutionCompleted(timestamp=now, status=Failed, failure=action.failure),
+                json.dumps(action.failure.to_json()),
+                SubOrchestrationInstanceFailed(
+                    timestamp=now, task_id=parent_task, failure=action.failure
+                ),
             )
         elif isinstance(action, ContinueOrchestrationAsNew):
             _continue_as_new(commit, builder, action, now)
         else:
             builder.schedule(action)
     return commit
+
+
+def _finish(
+    commit: StepCommit,
+    builder: _Builder,
+    completed: ExecutionCompleted,
+    output: str | None,
+    outcome: SubOrchestrationInstanceCompleted | SubOrchestrationInstanceFailed,
+) -> None:
+    """End the instance with ``completed`` and tell its parent, if it has one."""
+    builder.history.append(completed)
+    commit.status = completed.status
+    commit.output = output
+    builder.messages.extend(_parent_message(builder.instance, outcome))
 
 
 def _continue_as_new(
