@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from durafn.errors import (
+    BadRequestError,
     InstanceNotFoundError,
+    InvalidInstanceIdError,
     InvalidInstanceStateError,
     OrchestrationTimeoutError,
 )
@@ -211,6 +213,11 @@ class DurableOrchestrationClient:
 
     async def query(self, query: InstanceQuery, show_input: bool = False) -> StatusPage:
         """One page of instances matching ``query``, with the continuation token for the next."""
+        if query.instance_id_prefix:
+            try:
+                validate_instance_id(query.instance_id_prefix)
+            except InvalidInstanceIdError as exc:
+                raise BadRequestError(f"instance id prefix: {exc}") from None
         records, token = await self._store.run(self._store.store.query_instances, query)
         return StatusPage([to_status(r, show_input=show_input) for r in records], token)
 

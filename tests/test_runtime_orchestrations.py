@@ -260,6 +260,8 @@ def test_every_client_call_refuses_an_invalid_instance_id(tmp_path: Path) -> Non
             for call in calls:
                 with pytest.raises(df.InvalidInstanceIdError):
                     await call
+        with pytest.raises(df.BadRequestError, match="instance id prefix"):
+            await client.get_status_by(instance_id_prefix="nul\x00")
 
     run(tmp_path, 5000, scenario)
 

@@ -23,7 +23,6 @@ from durafn.errors import (
     BadRequestError,
     DurafnError,
     FunctionNotFoundError,
-    InvalidInstanceIdError,
     InvalidInstanceStateError,
     UnauthorizedError,
 )
@@ -32,12 +31,7 @@ from durafn.host.responses import SafeJSONResponse
 from durafn.host.triggers import ClientFactory, read_body, to_response
 from durafn.http import parse_json_body
 from durafn.management import WEBHOOK_PREFIX, check_status_response
-from durafn.models import (
-    InstanceQuery,
-    OrchestrationRuntimeStatus,
-    validate_event_name,
-    validate_instance_id,
-)
+from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 
 SDK_PREFIX = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
@@ -127,25 +121,10 @@ def parse_query(params: Any, token: str | None) -> InstanceQuery:
         runtime_status=frozenset(statuses) if statuses is not None else None,
         created_time_from=parse_datetime("createdTimeFrom", created_from) if created_from else None,
         created_time_to=parse_datetime("createdTimeTo", created_to) if created_to else None,
-        instance_id_prefix=parse_prefix(params.get("instanceIdPrefix")),
+        instance_id_prefix=params.get("instanceIdPrefix") or None,
         top=top,
         continuation_token=token or None,
     )
-
-
-def parse_prefix(raw: str | None) -> str | None:
-    """``instanceIdPrefix``: what an instance id may hold, or BadRequestError."""
-    if not raw:
-        return None
-    try:
-        return validate_instance_id(raw)
-    except InvalidInstanceIdError as exc:
-        raise BadRequestError(f"query parameter instanceIdPrefix: {exc}") from None
-
-
-def path_instance_id(request: Request) -> str:
-    """The ``{instanceId}`` of the path; an id no instance can have is a 400, not a lookup."""
-    return validate_instance_id(request.path_params["instanceId"])
 
 
 def parse_reason(request: Request) -> str | None:
@@ -206,7 +185,7 @@ class ManagementApi:
     async def status(self, request: Request) -> Response:
         """GET /instances/{id}: 202 while active, 200 when finished, 404 when unknown."""
         params = request.query_params
-        instance_id = path_instance_id(request)
+        instance_id = request.path_params["instanceId"]
         status = await self._client(request).get_status(
             instance_id,
             show_history=parse_bool(params, "showHistory", False),
@@ -236,16 +215,16 @@ class ManagementApi:
 
     async def raise_event(self, request: Request) -> Response:
         """POST /instances/{id}/raiseEvent/{eventName}: 202; 404 unknown; 410 finished."""
-        instance_id = path_instance_id(request)
-        event_name = validate_event_name(request.path_params["eventName"])
         data = await self._payload(request)
-        await self._client(request).raise_event(instance_id, event_name, data)
+        await self._client(request).raise_event(
+            request.path_params["instanceId"], request.path_params["eventName"], data
+        )
         return Response(status_code=202)
 
     async def act(self, request: Request) -> Response:
         """POST /instances/{id}/terminate|suspend|resume|rewind|restart: 202; 404; 410."""
         client = self._client(request)
-        instance_id = path_instance_id(request)
+        instance_id = request.path_params["instanceId"]
         action = request.path_params["action"]
         reason = parse_reason(request)
         await read_body(request, self.body_limit)
@@ -273,7 +252,9 @@ class ManagementApi:
     async def purge(self, request: Request) -> Response:
         """DELETE /instances/{id}: 200 {instancesDeleted}; 404 unknown; 409 while active."""
         try:
-            result = await self._client(request).purge_instance_history(path_instance_id(request))
+            result = await self._client(request).purge_instance_history(
+                request.path_params["instanceId"]
+            )
         except InvalidInstanceStateError as exc:
             return error_response(409, str(exc))
         return SafeJSONResponse({"instancesDeleted": result.instances_deleted})
