@@ -23,6 +23,7 @@ from durafn.errors import (
     BadRequestError,
     DurafnError,
     FunctionNotFoundError,
+    InstanceNotFoundError,
     InvalidInstanceStateError,
     UnauthorizedError,
 )
@@ -193,7 +194,7 @@ class ManagementApi:
             show_input=parse_bool(params, "showInput", True),
         )
         if status is None:
-            return error_response(404, f"No instance with ID '{instance_id}' was found.")
+            raise InstanceNotFoundError(instance_id)
         code = 202 if status.runtime_status.is_active else 200
         body = status.to_json()
         if self.sdk_conventions and "historyEvents" in body:
