@@ -61,8 +61,8 @@ class RuntimeSignals(Protocol):
     def work_added(self) -> None:
         """New work is in the store: wake the dispatcher now."""
 
-    async def wait_for_change(self, instance_id: str, timeout: float) -> None:
-        """Return when the instance's status may have changed, or after ``timeout`` seconds."""
+    async def wait_for_finish(self, instance_id: str, timeout: float) -> None:
+        """Return when the instance may have finished, or after ``timeout`` seconds."""
 
 
 @dataclass(frozen=True)
@@ -268,7 +268,7 @@ class DurableOrchestrationClient:
             if remaining <= 0:
                 raise OrchestrationTimeoutError(instance_id, timeout)
             if self._signals is not None:
-                await self._signals.wait_for_change(instance_id, min(remaining, 1.0))
+                await self._signals.wait_for_finish(instance_id, min(remaining, 1.0))
             else:
                 await asyncio.sleep(min(interval, remaining))
                 interval = min(interval * 2, 0.5)

@@ -103,7 +103,7 @@ def commit(
         status=status,
         **fields,
     )
-    return store.commit_step(step, now)
+    return store.commit_step(step, now) is not None
 
 
 def started(
@@ -650,7 +650,7 @@ def test_commit_for_another_execution_writes_nothing(store: Store) -> None:
     item = claim_one(store)
     step = StepCommit("i1", "e0", "w1", [m.id for m in item.messages], [], S.Completed)
 
-    assert not store.commit_step(step, T0)
+    assert store.commit_step(step, T0) is None
 
     record = store.get_instance("i1")
     assert record is not None and record.status is S.Pending
@@ -659,7 +659,7 @@ def test_commit_for_another_execution_writes_nothing(store: Store) -> None:
 def test_commit_without_a_lease_is_refused(store: Store) -> None:
     store.create_instance("i1", "orch", None, "e1", T0)
 
-    assert not store.commit_step(StepCommit("i1", "e1", "w1", [], [], S.Running), T0)
+    assert store.commit_step(StepCommit("i1", "e1", "w1", [], [], S.Running), T0) is None
 
 
 @pytest.mark.parametrize("status", FINAL)
@@ -746,7 +746,7 @@ def test_continue_as_new_history_starts_the_new_execution(store: Store) -> None:
     step = StepCommit("i1", "e1", "w1", [m.id for m in again.messages], fresh, S.Running)
     step.new_execution_id = "e2"
     step.new_input = "2"
-    assert store.commit_step(step, at(1))
+    assert store.commit_step(step, at(1)) is not None
 
     assert store.get_history("i1") == fresh
     record = store.get_instance("i1")

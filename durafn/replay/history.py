@@ -180,18 +180,21 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at"})
 
 
+_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
+
+
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
     """A JSON-ready dict of the event with its type under ``"type"``; inverse of event_from_dict."""
     data: dict[str, Any] = {"type": event.event_type}
-    for f in fields(event):
-        value = getattr(event, f.name)
+    for name in _FIELD_NAMES[type(event)]:
+        value = getattr(event, name)
         if isinstance(value, datetime):
             value = format_datetime(value)
         elif isinstance(value, FailureDetails):
             value = value.to_json()
         elif isinstance(value, OrchestrationRuntimeStatus):
             value = value.value
-        data[f.name] = value
+        data[name] = value
     return data
 
 

@@ -82,7 +82,10 @@ class Runtime:
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
         args = (self.app, db, signals, self.config, self.worker_id, self._clock)
         self.dispatcher = Dispatcher(*args)
-        self._activities = ActivityWorker(*args, shared=listener is not None)
+        self._activities = ActivityWorker(
+            *args, shared=listener is not None, step_on_result=self.dispatcher.step_on_result
+        )
+        self.dispatcher.activities = self._activities
         stopping = self._stopping
         self._spawn(self.dispatcher.run(stopping), "dispatcher")
         self._spawn(self._activities.run(stopping), "activities")

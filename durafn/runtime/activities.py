@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -24,6 +24,9 @@ from durafn.store.aio import AsyncStore
 from durafn.store.base import ActivityWorkItem
 
 log = logging.getLogger("durafn.activities")
+
+StepOnResult = Callable[[ActivityWorkItem, HistoryEvent], Awaitable[bool]]
+"""Takes an activity's result straight into its orchestration's next step; False if it cannot."""
 
 
 def _input_binding(spec: FunctionSpec) -> tuple[str | None, Any]:
@@ -58,6 +61,7 @@ class ActivityWorker:
         clock: Clock,
         *,
         shared: bool = False,
+        step_on_result: StepOnResult | None = None,
     ) -> None:
         self._app = app
         self._db = db
@@ -65,6 +69,8 @@ class ActivityWorker:
         self._config = config
         self._worker_id = worker_id
         self._clock = clock
+        self._step_on_result = step_on_result
+        self._stopped = False
         self._threads = ThreadPoolExecutor(
             config.activity_threads, thread_name_prefix="durafn-activity"
         )
@@ -107,11 +113,23 @@ class ActivityWorker:
         items = await self._db.run(
             self._db.store.claim_activities, self._worker_id, now, lease_until, limit
         )
+        self.start(items)
+        return len(items)
+
+    def free_slots(self) -> int:
+        """How many more activities this worker would run at once now."""
+        return max(0, self._capacity - len(self._inflight))
+
+    def start(self, items: list[ActivityWorkItem]) -> None:
+        """Run work items leased to this host. Once stopping, leave them: their leases are
+        released on stop and they run again elsewhere or later.
+        """
+        if self._stopped:
+            return
         for item in items:
             task = asyncio.create_task(self._execute(item), name=f"activity {item.name}")
             self._inflight.add(task)
             task.add_done_callback(self._finished)
-        return len(items)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -119,6 +137,13 @@ class ActivityWorker:
 
     async def _execute(self, item: ActivityWorkItem) -> None:
         event = await self._invoke(item)
+        if self._step_on_result is not None:
+            try:
+                if await self._step_on_result(item, event):
+                    return
+            except Exception:
+                # nothing was committed: the result goes to the inbox as if this were not tried
+                log.exception("the step on the result of activity %s failed", item.name)
         try:
             ok = await self._db.run(self._db.store.complete_activity, item, event, self._clock())
         except Exception:
@@ -162,6 +187,7 @@ class ActivityWorker:
         """Wait up to ``grace`` seconds for activities in flight, then cancel the rest (their work
         items stay in the store and run again: activities are at-least-once).
         """
+        self._stopped = True
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:

@@ -6,49 +6,53 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from durafn.replay.executor import OrchestrationExecutor
+from durafn.store.base import InstanceRecord
 
 
-@dataclass
+@dataclass(frozen=True)
 class CachedExecutor:
-    """A live executor, the execution it belongs to and the stored history length it matches."""
+    """A live executor and its instance as stored after the executor's last step."""
 
-    execution_id: str
-    history_length: int
+    record: InstanceRecord
     executor: OrchestrationExecutor
 
 
 class ExecutorCache:
-    """Least-recently-used executors, at most ``capacity`` (0 disables caching)."""
+    """Least-recently-used executors, at most ``capacity`` (0 disables caching).
+
+    A step *takes* its executor out and puts it back once the step is committed, so that no two
+    steps of one instance ever resume the same generator.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, CachedExecutor] = OrderedDict()
 
-    def get(
-        self, instance_id: str, execution_id: str, history_length: int
-    ) -> OrchestrationExecutor | None:
-        """The cached executor if it is exactly at the stored history's end, else None."""
-        entry = self._items.get(instance_id)
+    def take(self, record: InstanceRecord) -> CachedExecutor | None:
+        """Remove and return the instance's executor if it is exactly at ``record``'s history
+        (same execution, same length), else forget it and return None.
+        """
+        entry = self._items.pop(record.instance_id, None)
         if entry is None:
             return None
-        if entry.execution_id != execution_id or entry.history_length != history_length:
-            del self._items[instance_id]
+        cached = entry.record
+        if (cached.execution_id, cached.history_length) != (
+            record.execution_id,
+            record.history_length,
+        ):
             return None
-        self._items.move_to_end(instance_id)
-        return entry.executor
+        return entry
 
-    def put(
-        self,
-        instance_id: str,
-        execution_id: str,
-        history_length: int,
-        executor: OrchestrationExecutor,
-    ) -> None:
-        """Keep ``executor``, which has seen ``history_length`` stored events, for the next step."""
+    def take_any(self, instance_id: str) -> CachedExecutor | None:
+        """Remove and return the instance's executor, whatever history it is at."""
+        return self._items.pop(instance_id, None)
+
+    def put(self, record: InstanceRecord, executor: OrchestrationExecutor) -> None:
+        """Keep ``executor``, which is at ``record``'s stored history, for the next step."""
         if self.capacity == 0:
             return
-        self._items[instance_id] = CachedExecutor(execution_id, history_length, executor)
-        self._items.move_to_end(instance_id)
+        self._items[record.instance_id] = CachedExecutor(record, executor)
+        self._items.move_to_end(record.instance_id)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 

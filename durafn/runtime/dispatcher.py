@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from durafn.app import App
 from durafn.errors import FunctionNotFoundError
 from durafn.functions import FunctionKind
-from durafn.replay.executor import OrchestrationExecutor
+from durafn.replay.executor import OrchestrationExecutor, Step
+from durafn.replay.history import HistoryEvent, OrchestratorStarted
 from durafn.runtime.cache import ExecutorCache
 from durafn.runtime.config import RuntimeConfig
 from durafn.runtime.signals import Signals, wait
 from durafn.runtime.steps import (
+    Running,
+    Triage,
     missing_orchestrator_step,
     step_commit,
     terminate_commit,
     triage,
 )
 from durafn.store.aio import AsyncStore
-from durafn.store.base import OrchestrationWorkItem, StepCommit
+from durafn.store.base import ActivityWorkItem, InstanceRecord, OrchestrationWorkItem, StepCommit
+from durafn.store.queries import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    from durafn.runtime.activities import ActivityWorker
 
 log = logging.getLogger("durafn.dispatcher")
 
@@ -52,6 +61,8 @@ class Dispatcher:
         self._worker_id = worker_id
         self._clock = clock
         self.cache = ExecutorCache(config.cache_size)
+        self.activities: ActivityWorker | None = None
+        """Where activities the dispatcher's commits lease to this host are run."""
         self._activities = {
             s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY
         }
@@ -97,7 +108,6 @@ class Dispatcher:
                 # give the instance back rather than holding it under a lease we keep renewing
                 log.exception("step for %s failed; it will be retried", item.instance.instance_id)
                 failed = True
-                self.cache.evict(item.instance.instance_id)
                 await self._db.run(
                     store.abandon_orchestration, item.instance.instance_id, self._worker_id
                 )
@@ -113,16 +123,41 @@ class Dispatcher:
         if tri.terminated is not None:
             commit = terminate_commit(item, tri, self._worker_id, now)
             self.cache.evict(instance.instance_id)
-            await self._commit(commit, now)
+            await self._commit(commit, now, instance, None)
             return
-        executor = await self._executor_for(item)
+        executor = await self._executor_for(instance)
         if executor is None:
             message = str(FunctionNotFoundError("orchestrator", instance.name))
             step = missing_orchestrator_step(instance.name, message)
         else:
             step = executor.apply(tri.events)
-        commit = step_commit(
-            item,
+        commit = self._step_commit(instance, tri, step, now)
+        await self._commit(commit, now, instance, None if step.done else executor)
+
+    async def step_on_result(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
+        """Run the next step of ``item``'s instance on the activity's result straight away, when
+        its live executor is at hand: the result, the step and the next activities are then one
+        transaction instead of an inbox message, a claim and a commit. False when it cannot
+        (the caller then puts the result in the inbox).
+        """
+        entry = self.cache.take_any(item.instance_id)
+        if entry is None:
+            return False
+        record = entry.record
+        if record.execution_id != item.execution_id or record.status is not Running:
+            return False
+        now = self._clock()
+        tri = Triage(events=[OrchestratorStarted(timestamp=now), event])
+        step = entry.executor.apply(tri.events)
+        commit = self._step_commit(record, tri, step, now)
+        commit.activity_result = item.id
+        return await self._commit(commit, now, record, None if step.done else entry.executor)
+
+    def _step_commit(
+        self, instance: InstanceRecord, tri: Triage, step: Step, now: datetime
+    ) -> StepCommit:
+        return step_commit(
+            instance,
             tri,
             step,
             self._worker_id,
@@ -130,20 +165,11 @@ class Dispatcher:
             activity_exists=self._activity_exists,
             orchestrator_exists=self._orchestrator_exists,
         )
-        if executor is not None and not step.done and commit.new_execution_id is None:
-            length = instance.history_length + len(commit.history)
-            self.cache.put(instance.instance_id, instance.execution_id, length, executor)
-        else:
-            self.cache.evict(instance.instance_id)
-        await self._commit(commit, now)
 
-    async def _executor_for(self, item: OrchestrationWorkItem) -> OrchestrationExecutor | None:
-        instance = item.instance
-        cached = self.cache.get(
-            instance.instance_id, instance.execution_id, instance.history_length
-        )
+    async def _executor_for(self, instance: InstanceRecord) -> OrchestrationExecutor | None:
+        cached = self.cache.take(instance)
         if cached is not None:
-            return cached
+            return cached.executor
         try:
             spec = self._app.get_function(FunctionKind.ORCHESTRATOR, instance.name)
         except FunctionNotFoundError:
@@ -160,15 +186,41 @@ class Dispatcher:
             context_name=spec.context_name,
         )
 
-    async def _commit(self, commit: StepCommit, now: datetime) -> None:
-        ok = await self._db.run(self._db.store.commit_step, commit, now)
-        if not ok:
-            # another host took the instance over, or it was terminated meanwhile
+    async def _commit(
+        self,
+        commit: StepCommit,
+        now: datetime,
+        instance: InstanceRecord,
+        executor: OrchestrationExecutor | None,
+    ) -> bool:
+        """Commit the step; on success keep ``executor`` (None: the instance is done with it) for
+        the next step and start the activities the step leased to this host.
+        """
+        worker = self.activities
+        if worker is not None and commit.activities:
+            commit.lease_activities = worker.free_slots()
+            commit.lease_until = now + timedelta(seconds=self._config.lease_seconds)
+        leased = await self._db.run(self._db.store.commit_step, commit, now)
+        if leased is None:
+            # another host took the instance over, it was terminated meanwhile, or (a step on an
+            # activity result) other messages came first: the executor is past the stored state
             self.cache.evict(commit.instance_id)
-            log.info("step for %s was not committed: its lease was lost", commit.instance_id)
-            return
-        if commit.activities or commit.messages or commit.sub_orchestrations:
+            log.debug("step for %s was not committed", commit.instance_id)
+            return False
+        if executor is not None and commit.new_execution_id is None:
+            after = dataclasses.replace(
+                instance,
+                status=commit.status,
+                custom_status=commit.custom_status,
+                history_length=instance.history_length + len(commit.history),
+            )
+            self.cache.put(after, executor)
+        if leased and worker is not None:
+            worker.start(leased)
+        if len(commit.activities) > len(leased) or commit.messages or commit.sub_orchestrations:
             self._signals.work_added()
         if any(m.visible_at is not None for m in commit.messages):
             self._signals.timers.set()
-        self._signals.instance_changed(commit.instance_id)
+        if commit.status in FINAL_STATUSES:
+            self._signals.instance_finished(commit.instance_id)
+        return True

@@ -1,4 +1,4 @@
-"""Wake-ups: work added, timers changed, instances changed; polling covers the rest.
+"""Wake-ups: work added, timers changed, instances finished; polling covers the rest.
 
 Work added in this process sets them directly; work other hosts add sets them through the store's
 listener (``listener.py``).
@@ -35,14 +35,16 @@ class Signals:
         if work & Work.TIMERS:
             self.timers.set()
 
-    def instance_changed(self, instance_id: str) -> None:
-        """A step for ``instance_id`` was committed: wake whoever waits on it."""
+    def instance_finished(self, instance_id: str) -> None:
+        """A step ending ``instance_id`` (Completed, Failed, Terminated) was committed: wake
+        whoever waits on it.
+        """
         event = self._changes.pop(instance_id, None)
         if event is not None:
             event.set()
 
-    async def wait_for_change(self, instance_id: str, timeout: float) -> None:
-        """Return when ``instance_id`` commits a step, or after ``timeout`` seconds."""
+    async def wait_for_finish(self, instance_id: str, timeout: float) -> None:
+        """Return when ``instance_id`` commits its last step, or after ``timeout`` seconds."""
         event = self._changes.setdefault(instance_id, asyncio.Event())
         await wait(event, timeout)
 

@@ -213,7 +213,7 @@ class _Builder:
 
 
 def step_commit(
-    item: OrchestrationWorkItem,
+    instance: InstanceRecord,
     tri: Triage,
     step: Step,
     worker_id: str,
@@ -222,8 +222,9 @@ def step_commit(
     activity_exists: Callable[[str], bool],
     orchestrator_exists: Callable[[str], bool],
 ) -> StepCommit:
-    """The commit recording ``tri.events`` and the executor's decisions, in one transaction."""
-    instance = item.instance
+    """The commit recording ``tri.events`` and the executor's decisions, in one transaction,
+    refused if ``instance``'s stored history has changed meanwhile.
+    """
     builder = _Builder(
         instance, now, activity_exists, orchestrator_exists, history=list(tri.events)
     )
@@ -239,6 +240,7 @@ def step_commit(
         activities=builder.activities,
         messages=builder.messages,
         sub_orchestrations=builder.children,
+        history_length=instance.history_length,
     )
     parent_task = instance.parent_task_id or 0
     for action in step.actions:

@@ -173,6 +173,17 @@ class StepCommit:
     new_input: str | None = None
     release: bool = True
     """Give the lease up after the commit (False keeps it, to process more messages at once)."""
+    history_length: int | None = None
+    """The stored history length the step was computed on: the commit is refused if it changed."""
+    activity_result: int | None = None
+    """The step processed an activity's result handed over in memory, with no claim and no inbox
+    message: the id of that activity work item, which the commit deletes. The commit is refused
+    unless the item exists, and the instance is Running, unleased, at ``history_length`` and has
+    nothing visible in its inbox (which goes first, in arrival order)."""
+    lease_activities: int = 0
+    """Lease up to this many of the new activities to ``worker_id`` until ``lease_until``, and
+    return them from commit_step, so that the committing host runs them without a claim."""
+    lease_until: datetime | None = None
 
 
 class Store(Protocol):
@@ -245,8 +256,11 @@ class Store(Protocol):
         """
         ...
 
-    def commit_step(self, commit: StepCommit, now: datetime) -> bool:
-        """Apply one step atomically; False, writing nothing, if the lease or execution is lost."""
+    def commit_step(self, commit: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
+        """Apply one step atomically and return the activities it leased to the committer (see
+        StepCommit.lease_activities); None, writing nothing, if the lease or execution is lost
+        or another condition of the commit does not hold.
+        """
         ...
 
     def abandon_orchestration(self, instance_id: str, worker_id: str) -> None:

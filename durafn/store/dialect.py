@@ -5,46 +5,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Select, Table
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Engine
 
-from durafn.store.base import Work, WorkListener
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from sqlalchemy.dialects.postgresql import Insert as PgInsert
-    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-
-    Upsert: TypeAlias = PgInsert | SqliteInsert
-
-SelectT = TypeVar("SelectT", bound="Select[Any]")
+from durafn.store.base import WorkListener
+from durafn.store.driver import Driver, Tx
 
 READ_ONLY = "durafn_read_only"
-"""Execution option of connections that only read (SQLite then begins a deferred transaction)."""
+"""Execution option of SQLAlchemy connections that only read (SQLite: a deferred transaction)."""
 
 
-class Dialect(Protocol):
+class Dialect(Driver, Protocol):
     """What SQLite and PostgreSQL do differently, as SqlStore needs it."""
 
     claim_window: int
     """Candidates a claim considers per instance it wants: more where other hosts claim too."""
+    skip_locked: str
+    """Appended to a claim's candidate SELECT: lock the rows, skip those another host holds."""
+    for_share: str
+    """Appended to a SELECT of an instance: hold it against a concurrent step until commit."""
 
-    def insert(self, table: Table) -> Upsert:
-        """Return the dialect's INSERT construct, the one offering ON CONFLICT DO UPDATE."""
+    def in_ids(self, column: str, param: str) -> str:
+        """SQL testing that ``column`` is one of the ids bound to ``param`` (see :meth:`ids`)."""
         ...
 
-    def lock_for_claim(self, stmt: SelectT) -> SelectT:
-        """Make a claim's candidate SELECT lock its rows and skip those another host is claiming."""
+    def ids(self, values: Sequence[Any]) -> Any:
+        """Bind a list of ids for :meth:`in_ids`."""
         ...
 
-    def lock_shared(self, stmt: SelectT) -> SelectT:
-        """Make a SELECT of instances hold them, until commit, against a concurrent step."""
+    def ts(self, value: datetime) -> Any:
+        """Bind an aware datetime to a time column."""
         ...
 
-    def lock_instances(self, conn: Connection, exclusive: list[str], shared: list[str]) -> None:
+    def from_ts(self, value: Any) -> datetime:
+        """Read a time column as an aware UTC datetime."""
+        ...
+
+    def lock_instances(self, tx: Tx, exclusive: list[str], shared: list[str]) -> None:
         """Lock instance rows until commit, all in id order, before a step writes.
 
         ``exclusive``: the rows the step updates; ``shared``: those it sends messages to (their
@@ -53,16 +53,8 @@ class Dialect(Protocol):
         """
         ...
 
-    def is_retryable(self, error: DBAPIError) -> bool:
-        """Tell whether the transaction failed only by a conflict (a deadlock) and may rerun."""
-        ...
-
     def lock_schema(self, conn: Connection) -> None:
         """Serialize schema creation among processes opening the same database at once."""
-        ...
-
-    def announce(self, conn: Connection, work: Work) -> None:
-        """Tell other hosts' listeners, when ``conn`` commits, that ``work`` was added."""
         ...
 
     def listen(self, engine: Engine) -> WorkListener | None:

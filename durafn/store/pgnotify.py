@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, bindparam, func, literal, select
+from sqlalchemy import Engine
 
 from durafn.store.base import Work
 
@@ -31,7 +31,13 @@ _CONNECTION_DEFAULTS = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
-_NOTIFY = select(func.pg_notify(literal(CHANNEL), bindparam("b_payload")))
+_NOTIFY = "SELECT pg_notify(%s, %s)"
+
+
+def connect_args(engine: Engine) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """psycopg.connect's arguments for ``engine``'s URL, with the connection defaults."""
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    return tuple(args), {**_CONNECTION_DEFAULTS, **kwargs}  # what the URL says wins
 
 
 class Announcer:
@@ -40,15 +46,14 @@ class Announcer:
     def __init__(self) -> None:
         self.origin = uuid.uuid4().hex[:12]
 
-    def announce(self, conn: Connection, work: Work) -> None:
-        """NOTIFY the listeners of ``work`` when ``conn``'s transaction commits."""
+    def announce(self, cursor: Any, work: Work) -> None:
+        """NOTIFY the listeners of ``work`` when ``cursor``'s transaction commits."""
         if work:
-            conn.execute(_NOTIFY, {"b_payload": f"{work.value} {self.origin}"})
+            cursor.execute(_NOTIFY, (CHANNEL, f"{work.value} {self.origin}"))
 
     def listen(self, engine: Engine) -> PostgresListener:
         """A listener on ``engine``'s database that skips this announcer's own announcements."""
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        kwargs = {**_CONNECTION_DEFAULTS, **kwargs}  # what the URL says wins
+        args, kwargs = connect_args(engine)
 
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(*args, autocommit=True, **kwargs)

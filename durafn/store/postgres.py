@@ -8,81 +8,110 @@ LISTEN/NOTIFY (``pgnotify.py``).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, func, select
-from sqlalchemy.dialects.postgresql import Insert, insert
-from sqlalchemy.exc import DBAPIError
+import psycopg
+from sqlalchemy import URL, Connection, Engine, create_engine, func, select
 
 from durafn.store.base import Work
-from durafn.store.dialect import SelectT
-from durafn.store.pgnotify import Announcer, PostgresListener
-from durafn.store.queries import IDS
-from durafn.store.schema import instances
+from durafn.store.driver import Cursor, Tx, named_to_pyformat
+from durafn.store.pgnotify import Announcer, PostgresListener, connect_args
 from durafn.store.sql import SqlStore
 
-POOL_SIZE = 10
-MAX_OVERFLOW = 20
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 """deadlock_detected, serialization_failure: the transaction lost a conflict and may rerun."""
 _SCHEMA_LOCK_KEY = 0x64757261666E  # "durafn": the advisory lock taken while creating the schema
 # PostgreSQL locks rows as they leave the sort, so in id order; COLLATE "C" makes that order
 # the one Python's sorted() gives, which lock_instances relies on across its statements.
 _IN_ORDER = (
-    select(instances.c.instance_id)
-    .where(instances.c.instance_id.in_(IDS))
-    .order_by(instances.c.instance_id.collate("C"))
+    "SELECT instance_id FROM instances WHERE instance_id = ANY(%(ids)s) "
+    'ORDER BY instance_id COLLATE "C" '
 )
-_LOCK_EXCLUSIVE = _IN_ORDER.with_for_update(key_share=True)  # FOR NO KEY UPDATE
-_LOCK_SHARED = _IN_ORDER.with_for_update(read=True)  # FOR SHARE
+_LOCK_EXCLUSIVE = _IN_ORDER + "FOR NO KEY UPDATE"
+_LOCK_SHARED = _IN_ORDER + "FOR SHARE"
 
 
 def open_postgres_store(url: str, parsed: URL) -> SqlStore:
     """Open the PostgreSQL store at ``parsed`` (a ``postgresql+psycopg`` URL)."""
-    # pre_ping: a connection the server or a proxy closed while pooled is replaced, not failed.
+    # The engine serves schema creation and instance queries; pre_ping: a connection the
+    # server or a proxy closed while pooled is replaced, not failed.
     engine = create_engine(
         parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=MAX_OVERFLOW
     )
-    return SqlStore(url, engine, PostgresDialect())
+    return SqlStore(url, engine, PostgresDialect(engine))
 
 
 class PostgresDialect:
     """SqlStore's PostgreSQL specifics: row locks instead of one writer at a time."""
 
     claim_window = 4  # other hosts may hold the first candidates; look a little further
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_share = " FOR SHARE"
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._announcer = Announcer()
+        self._connect_args = connect_args(engine)
 
-    def insert(self, table: Table) -> Insert:
-        """PostgreSQL's INSERT, with ON CONFLICT DO UPDATE."""
-        return insert(table)
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection of the store's own (transactions begin implicitly)."""
+        args, kwargs = self._connect_args
+        return psycopg.connect(*args, **kwargs)
 
-    def lock_for_claim(self, stmt: SelectT) -> SelectT:
-        """Lock the candidate rows, skipping those another host's claim holds."""
-        return stmt.with_for_update(skip_locked=True)
+    def prepare(self, sql: str) -> str:
+        """``:name`` to psycopg's ``%(name)s``."""
+        return named_to_pyformat(sql)
 
-    def lock_shared(self, stmt: SelectT) -> SelectT:
-        """FOR SHARE: a concurrent step that would finish the instance waits for this commit."""
-        return stmt.with_for_update(read=True)
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        """Nothing: psycopg begins a transaction at the first statement."""
 
-    def lock_instances(self, conn: Connection, exclusive: list[str], shared: list[str]) -> None:
+    def finish(self, conn: psycopg.Connection[Any], cursor: Cursor, work: Work) -> None:
+        """NOTIFY the other hosts of ``work`` in the transaction, then commit."""
+        self._announcer.announce(cursor, work)
+        conn.commit()
+
+    def abort(self, conn: psycopg.Connection[Any]) -> None:
+        """Roll back (a broken connection has nothing to roll back)."""
+        if not conn.closed:
+            conn.rollback()
+
+    def is_retryable(self, error: Exception) -> bool:
+        """Deadlocks and serialization failures (two steps messaging each other's instances)."""
+        return getattr(error, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+    def is_disconnect(self, error: Exception, conn: psycopg.Connection[Any]) -> bool:
+        """The server went away (restarted, or a proxy dropped the connection)."""
+        return isinstance(error, psycopg.OperationalError) and (conn.closed or conn.broken)
+
+    def in_ids(self, column: str, param: str) -> str:
+        """An array parameter."""
+        return f"{column} = ANY(:{param})"
+
+    def ids(self, values: Sequence[Any]) -> list[Any]:
+        """The ids as a list (psycopg binds it as an array)."""
+        return list(values)
+
+    def ts(self, value: datetime) -> datetime:
+        """As is: psycopg binds aware datetimes to timestamptz (naive ones are taken as UTC)."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+    def from_ts(self, value: datetime) -> datetime:
+        """In UTC (psycopg returns the session's time zone)."""
+        return value.astimezone(timezone.utc)
+
+    def lock_instances(self, tx: Tx, exclusive: list[str], shared: list[str]) -> None:
         """Lock in id order, one statement per run of ids that take the same lock mode."""
         modes = sorted([(i, True) for i in exclusive] + [(i, False) for i in shared])
         for is_exclusive, run in itertools.groupby(modes, key=lambda mode: mode[1]):
             lock = _LOCK_EXCLUSIVE if is_exclusive else _LOCK_SHARED
-            conn.execute(lock, {"b_ids": [instance_id for instance_id, _ in run]})
-
-    def is_retryable(self, error: DBAPIError) -> bool:
-        """Deadlocks and serialization failures (two steps messaging each other's instances)."""
-        return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+            tx.run(lock, {"ids": [instance_id for instance_id, _ in run]})
 
     def lock_schema(self, conn: Connection) -> None:
         """Hold a transaction-scoped advisory lock while the schema is checked or created."""
         conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-
-    def announce(self, conn: Connection, work: Work) -> None:
-        """NOTIFY the other hosts' listeners of ``work`` when ``conn`` commits."""
-        self._announcer.announce(conn, work)
 
     def listen(self, engine: Engine) -> PostgresListener:
         """LISTEN on a new connection to ``engine``'s database."""

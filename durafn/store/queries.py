@@ -12,25 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
-    ColumnClause,
     ColumnElement,
-    FromClause,
-    Integer,
     Row,
     Select,
     and_,
-    bindparam,
     func,
-    literal_column,
     or_,
     select,
 )
 
 from durafn.errors import BadRequestError
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
-from durafn.store.base import CONTROL_EVENT_TYPES, InstanceRecord
-from durafn.store.schema import UtcDateTime, inbox, instances
+from durafn.store.base import InstanceRecord
+from durafn.store.schema import instances
 
 FINAL_STATUSES = frozenset(
     {
@@ -40,20 +34,7 @@ FINAL_STATUSES = frozenset(
     }
 )
 """Statuses that end an execution: the instance may be replaced or purged, takes no messages."""
-FINAL_VALUES = sorted(s.value for s in FINAL_STATUSES)
-"""FINAL_STATUSES as stored."""
-
-# SQL literals, not bound lists: statements built once are then run with executemany too.
-_FINAL_SQL: list[ColumnClause[Any]] = [literal_column(f"'{v}'") for v in FINAL_VALUES]
-IS_FINAL = instances.c.status.in_(_FINAL_SQL)
-IS_LIVE = instances.c.status.not_in(_FINAL_SQL)
-
-# Parameters of the statements built once and run many times.
-NOW: BindParameter[datetime] = bindparam("b_now", type_=UtcDateTime())
-ID: BindParameter[Any] = bindparam("b_iid")
-"""One row's id (an instance id, or an activity id)."""
-IDS: BindParameter[Any] = bindparam("b_ids", expanding=True)
-"""A list of ids for ``IN``."""
+IS_FINAL = instances.c.status.in_(sorted(s.value for s in FINAL_STATUSES))
 
 
 def to_record(row: Row[Any]) -> InstanceRecord:
@@ -73,11 +54,6 @@ def to_record(row: Row[Any]) -> InstanceRecord:
         parent_task_id=m["parent_task_id"],
         history_length=m["history_length"],
     )
-
-
-def lease_free(table: FromClause) -> ColumnElement[bool]:
-    """No live lease on the row: none taken, or taken until NOW or earlier."""
-    return or_(table.c.lease_until.is_(None), table.c.lease_until <= NOW)
 
 
 def filters(query: InstanceQuery) -> list[ColumnElement[bool]]:
@@ -154,29 +130,3 @@ def decode_token(token: str) -> tuple[datetime, str]:
             "(x-ms-continuation-token) unchanged, or none for the first page"
         ) from None
     return created, instance_id
-
-
-def claimable_instances() -> Select[Any]:
-    """Ids of up to ``b_window`` unleased instances with a message to process at NOW.
-
-    Oldest message first. A message counts when it is visible, belongs to the current execution
-    (or to none), and, for a Suspended instance, is a control message.
-    """
-    owner = instances.alias("owner")
-    eligible = and_(
-        inbox.c.visible_at <= NOW,
-        or_(inbox.c.execution_id.is_(None), inbox.c.execution_id == owner.c.execution_id),
-        or_(
-            owner.c.status != literal_column(f"'{OrchestrationRuntimeStatus.Suspended.value}'"),
-            inbox.c.event_type.in_([literal_column(f"'{t}'") for t in sorted(CONTROL_EVENT_TYPES)]),
-        ),
-        lease_free(owner),
-    )
-    return (
-        select(inbox.c.instance_id)
-        .join_from(inbox, owner, inbox.c.instance_id == owner.c.instance_id)
-        .where(eligible)
-        .group_by(inbox.c.instance_id)
-        .order_by(func.min(inbox.c.id))
-        .limit(bindparam("b_window", type_=Integer()))
-    )

@@ -8,18 +8,21 @@ also survives power loss.
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, Table, create_engine, event
-from sqlalchemy.dialects.sqlite import Insert, insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 
 from durafn.errors import BadRequestError, StoreLockedError
 from durafn.store.base import Work
-from durafn.store.dialect import READ_ONLY, SelectT
+from durafn.store.dialect import READ_ONLY
+from durafn.store.driver import Cursor, Tx
 from durafn.store.sql import SqlStore
 
 if sys.platform == "win32":
@@ -36,7 +39,7 @@ def open_sqlite_store(url: str, parsed: URL) -> SqlStore:
     """Open (creating the file and its folder) the SQLite store at ``parsed``."""
     path, synchronous = _options(parsed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqlStore(url, _create_engine(path, synchronous), SqliteDialect(path))
+    return SqlStore(url, _create_engine(path, synchronous), SqliteDialect(path, synchronous))
 
 
 def _options(parsed: URL) -> tuple[Path, str]:
@@ -62,25 +65,25 @@ def _options(parsed: URL) -> tuple[Path, str]:
     return Path(database).absolute(), synchronous
 
 
+def _configure(dbapi_connection: sqlite3.Connection, synchronous: str) -> None:
+    """Autocommit mode (the store spells its own BEGINs), a busy timeout, WAL, ``synchronous``."""
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    dbapi_connection.execute("PRAGMA journal_mode = WAL")
+    dbapi_connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+
 def _create_engine(path: Path, synchronous: str) -> Engine:
-    # QueuePool with check_same_thread off: the runtime's store thread and client threads share
-    # the engine, each connection used by one thread at a time.
+    # The engine serves schema creation and instance queries; check_same_thread off because
+    # client threads share it, each pooled connection used by one thread at a time.
     engine = create_engine(
         URL.create("sqlite+pysqlite", database=str(path)),
         connect_args={"check_same_thread": False},
     )
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the sqlite3 module so that _begin below decides how it is spelled.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute(f"PRAGMA synchronous = {synchronous}")
-        finally:
-            cursor.close()
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _configure(dbapi_connection, synchronous)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -94,39 +97,78 @@ def _create_engine(path: Path, synchronous: str) -> Engine:
 
 
 class SqliteDialect:
-    """SqlStore's SQLite specifics: no row locks (BEGIN IMMEDIATE serializes), a host file lock."""
+    """SqlStore's SQLite specifics: no row locks (BEGIN IMMEDIATE serializes), a host file lock.
+
+    Times are stored as SQLAlchemy's SQLite DATETIME stores them: fixed-width UTC text, so text
+    order is time order.
+    """
 
     claim_window = 1  # claims are serialized, so the first candidates are always free
+    skip_locked = ""  # a claim runs in a BEGIN IMMEDIATE transaction, alone among writers
+    for_share = ""  # BEGIN IMMEDIATE already keeps other writers out until commit
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path
+        self._synchronous = synchronous
         self._lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
 
-    def insert(self, table: Table) -> Insert:
-        """SQLite's INSERT, with ON CONFLICT DO UPDATE."""
-        return insert(table)
+    def connect(self) -> sqlite3.Connection:
+        """A connection of the store's own, configured like the engine's."""
+        conn = sqlite3.connect(self._path, check_same_thread=False)
+        _configure(conn, self._synchronous)
+        return conn
 
-    def lock_for_claim(self, stmt: SelectT) -> SelectT:
-        """As is: a claim runs in a BEGIN IMMEDIATE transaction, alone among writers."""
-        return stmt
+    def prepare(self, sql: str) -> str:
+        """As is: sqlite3 takes ``:name`` parameters."""
+        return sql
 
-    def lock_shared(self, stmt: SelectT) -> SelectT:
-        """As is: BEGIN IMMEDIATE already keeps other writers out until commit."""
-        return stmt
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        """BEGIN IMMEDIATE for writers (see _create_engine); readers run one statement each."""
+        if write:
+            cursor.execute("BEGIN IMMEDIATE")
 
-    def lock_instances(self, conn: Connection, exclusive: list[str], shared: list[str]) -> None:
-        """Nothing to do: the BEGIN IMMEDIATE transaction already excludes other writers."""
+    def finish(self, conn: sqlite3.Connection, cursor: Cursor, work: Work) -> None:
+        """Commit; nothing to announce: the one host on the file learns of its work in-process."""
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
-    def is_retryable(self, error: DBAPIError) -> bool:
+    def abort(self, conn: sqlite3.Connection) -> None:
+        """Roll back the transaction in progress, if any."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    def is_retryable(self, error: Exception) -> bool:
         """Never: with writers serialized there are no deadlocks to retry."""
         return False
 
+    def is_disconnect(self, error: Exception, conn: sqlite3.Connection) -> bool:
+        """Never: a file does not hang up."""
+        return False
+
+    def in_ids(self, column: str, param: str) -> str:
+        """A JSON array parameter: one statement for any number of ids, no parameter limit."""
+        return f"{column} IN (SELECT value FROM json_each(:{param}))"
+
+    def ids(self, values: Sequence[Any]) -> str:
+        """The ids as a JSON array."""
+        return json.dumps(list(values))
+
+    def ts(self, value: datetime) -> str:
+        """Fixed-width UTC text (a naive datetime is taken to be UTC)."""
+        if value.utcoffset():
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def from_ts(self, value: str) -> datetime:
+        """Parse the stored text as UTC."""
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+
+    def lock_instances(self, tx: Tx, exclusive: list[str], shared: list[str]) -> None:
+        """Nothing to do: the BEGIN IMMEDIATE transaction already excludes other writers."""
+
     def lock_schema(self, conn: Connection) -> None:
         """Nothing to do: BEGIN IMMEDIATE serializes schema creation."""
-
-    def announce(self, conn: Connection, work: Work) -> None:
-        """Nothing to do: the one host on the file learns of its own work in-process."""
 
     def listen(self, engine: Engine) -> None:
         """Nothing to listen to: no other host serves this file."""

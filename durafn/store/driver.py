@@ -1,0 +1,205 @@
+"""Plain SQL on DB-API connections: the store's fixed statements skip SQLAlchemy's per-call cost.
+
+SQLAlchemy builds the schema and the ad-hoc instance queries; every statement the workers run
+thousands of times a second is plain SQL text with ``:name`` parameters, prepared once per
+dialect and run on a connection each thread keeps for itself (a transaction through the engine
+costs several times the database's own work, measured in bench/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from durafn.store.base import Work
+
+T = TypeVar("T")
+Params = Mapping[str, Any]
+_RETRIES = 5
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses."""
+
+    rowcount: int
+
+    def execute(self, sql: str, params: Any = ...) -> Any:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, params: Iterable[Any]) -> Any:
+        """Run one statement once per parameter set."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        ...
+
+
+class Driver(Protocol):
+    """How one database's DB-API driver is connected, spelled and given transactions."""
+
+    def connect(self) -> Any:
+        """Open a new DB-API connection configured for the store."""
+        ...
+
+    def prepare(self, sql: str) -> str:
+        """Rewrite ``:name`` parameters into the driver's own placeholder style."""
+        ...
+
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        """Start a transaction (a write one takes the write lock where the database has one)."""
+        ...
+
+    def finish(self, conn: Any, cursor: Cursor, work: Work) -> None:
+        """Announce ``work`` to other hosts and commit."""
+        ...
+
+    def abort(self, conn: Any) -> None:
+        """Roll the transaction back."""
+        ...
+
+    def is_retryable(self, error: Exception) -> bool:
+        """Tell whether the transaction only lost a conflict (a deadlock) and may rerun."""
+        ...
+
+    def is_disconnect(self, error: Exception, conn: Any) -> bool:
+        """Tell whether ``conn`` is broken and must be replaced."""
+        ...
+
+
+def named_to_pyformat(sql: str) -> str:
+    """``:name`` to ``%(name)s`` (psycopg); literal ``%`` doubled."""
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class Rollback(Exception):
+    """Raised inside a transaction to undo it and make the transaction return ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+class Tx:
+    """One transaction: run prepared statements; :meth:`announce` work for other hosts."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.work = Work.NONE
+        self.statements = 0
+        """Statements run so far: none means a failure cannot have been caused by this one."""
+
+    def run(self, sql: str, params: Params | None = None) -> Cursor:
+        """Execute ``sql`` (already prepared) and return the cursor."""
+        self.cursor.execute(sql, params if params is not None else {})
+        self.statements += 1
+        return self.cursor
+
+    def rows(self, sql: str, params: Params | None = None) -> list[Any]:
+        """Execute and fetch every row."""
+        return self.run(sql, params).fetchall()
+
+    def one(self, sql: str, params: Params | None = None) -> Any:
+        """Execute and fetch the first row (None: no row)."""
+        return self.run(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: Params | None = None) -> Any:
+        """Execute and return the first column of the first row (None: no row)."""
+        row = self.one(sql, params)
+        return None if row is None else row[0]
+
+    def count(self, sql: str, params: Params | None = None) -> int:
+        """Execute and return the number of rows changed."""
+        return self.run(sql, params).rowcount
+
+    def many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Execute once per parameter set."""
+        if rows:
+            self.cursor.executemany(sql, rows)
+            self.statements += 1
+
+    def announce(self, work: Work) -> None:
+        """Tell the other hosts, when this transaction commits, that ``work`` was added."""
+        self.work |= work
+
+
+class Connections:
+    """Transactions on connections owned one per thread, so none waits on a pool."""
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
+        self._closed = False
+
+    def _connection(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                conn = self._driver.connect()
+                self._open.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _discard(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._open:
+                self._open.remove(conn)
+        with contextlib.suppress(Exception):  # broken already; a new one replaces it
+            conn.close()
+
+    def transaction(self, op: Callable[[Tx], T], *, write: bool = True) -> T:
+        """Run ``op`` in one transaction and commit; rerun it after a deadlock, or on a new
+        connection when the thread's one had died (the server restarted) before ``op`` ran.
+        """
+        attempt = 1
+        while True:
+            conn = self._connection()
+            cursor = conn.cursor()
+            tx = Tx(cursor)
+            try:
+                self._driver.begin(cursor, write)
+                result = op(tx)
+                self._driver.finish(conn, cursor, tx.work)
+                return result
+            except Rollback as undo:
+                self._driver.abort(conn)
+                return undo.value  # type: ignore[no-any-return]
+            except Exception as error:
+                broken = self._driver.is_disconnect(error, conn)
+                if broken:
+                    self._discard(conn)
+                else:
+                    self._driver.abort(conn)
+                # A connection that died while idle fails on the first statement: rerun.
+                stale = broken and tx.statements == 0
+                if attempt >= _RETRIES or not (stale or self._driver.is_retryable(error)):
+                    raise
+                attempt += 1
+            except BaseException:
+                self._driver.abort(conn)
+                raise
+            finally:
+                cursor.close()
+
+    def close(self) -> None:
+        """Close every connection; later transactions fail."""
+        with self._lock:
+            self._closed = True
+            opened, self._open = self._open, []
+        for conn in opened:
+            with contextlib.suppress(Exception):  # closing for good: nothing to do about it
+                conn.close()
