@@ -1,6 +1,7 @@
 """End to end through df.Runtime on a real SQLite file, with and without the executor cache."""
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,25 @@ def test_chain_completes_with_history(tmp_path: Path, cache_size: int) -> None:
     run(tmp_path, cache_size, scenario)
 
 
+@pytest.mark.parametrize(("cache_size", "inbox_messages"), [(0, 4), (5000, 1)])
+def test_activity_results_go_straight_to_a_live_executor(
+    tmp_path: Path, cache_size: int, inbox_messages: int
+) -> None:
+    """With the executor live, each result and the step it drives are one commit: only the
+    ExecutionStarted message ever passes through the inbox. Without it, every result does.
+    """
+
+    async def scenario(rt: df.Runtime) -> None:
+        status = await rt.client.wait_for_completion(await rt.client.start_new("chain"), 10)
+        assert status.output == ["Hello Tokyo!", "Hello London!", "Hello None!"]
+
+    run(tmp_path, cache_size, scenario)
+    with sqlite3.connect(tmp_path / "durafn.db") as db:
+        [(written,)] = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'")
+        [(left,)] = db.execute("SELECT count(*) FROM inbox")
+    assert (written, left) == (inbox_messages, 0)
+
+
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)
 def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
     async def scenario(rt: df.Runtime) -> None:
@@ -138,6 +158,21 @@ def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
         assert status.custom_status == {"done": 40}
 
     run(tmp_path, cache_size, scenario)
+
+
+def test_fan_out_wider_than_the_activity_slots(tmp_path: Path) -> None:
+    """A step leases to its host only as many activities as it has free slots; the rest are
+    claimed as slots free up."""
+    app = build_app()
+
+    async def main() -> Any:
+        config = df.RuntimeConfig(max_concurrent_activities=3)
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}", config=config) as rt:
+            instance_id = await rt.client.start_new("fan", client_input=40)
+            return await rt.client.wait_for_completion(instance_id, 20)
+
+    status = asyncio.run(main())
+    assert status.output == sum(n * 2 for n in range(40))
 
 
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)

@@ -1237,3 +1237,229 @@ def test_rewind_replaces_history_requeues_work_and_runs_again(store: Store) -> N
         store.rewind_instance("i1", len(kept), kept, [], at(3))
     with pytest.raises(InstanceNotFoundError):
         store.rewind_instance("nobody", 0, [], [], at(3))
+
+
+# -- steps on an activity result, activities leased by their commit ----------------------------
+
+
+def leased_activity(store: Store) -> tuple[OrchestrationWorkItem, ActivityWorkItem, int]:
+    """Start i1 and commit a first step that leases its one activity to w1; the claim, the
+    leased item and the history length after the step."""
+    store.create_instance("i1", "orch", None, "e1", T0)
+    item = claim_one(store)
+    scheduled = TaskScheduled(timestamp=T0, task_id=0, name="act", input="0")
+    events = [OrchestratorStarted(timestamp=T0), item.messages[0].event, scheduled]
+    step = StepCommit(
+        "i1",
+        "e1",
+        "w1",
+        [m.id for m in item.messages],
+        events,
+        S.Running,
+        activities=[NewActivity(0, "act", "0")],
+        history_length=0,
+        lease_activities=1,
+        lease_until=T0 + LEASE,
+    )
+    leased = store.commit_step(step, T0)
+    assert leased is not None and len(leased) == 1
+    return item, leased[0], len(events)
+
+
+def on_result(
+    work: ActivityWorkItem, length: int, now: datetime, *extra: HistoryEvent, **fields: Any
+) -> StepCommit:
+    """The step that takes ``work``'s result straight from the worker."""
+    result = TaskCompleted(timestamp=now, task_id=work.task_id, result='"r"')
+    return StepCommit(
+        "i1",
+        "e1",
+        "w1",
+        [],
+        [OrchestratorStarted(timestamp=now), result, *extra],
+        fields.pop("status", S.Running),
+        history_length=length,
+        activity_result=work.id,
+        **fields,
+    )
+
+
+def test_commit_leases_new_activities_to_the_committer_up_to_the_limit(store: Store) -> None:
+    store.create_instance("i1", "orch", None, "e1", T0)
+    item = claim_one(store)
+    step = StepCommit(
+        "i1",
+        "e1",
+        "w1",
+        [m.id for m in item.messages],
+        [OrchestratorStarted(timestamp=T0), item.messages[0].event],
+        S.Running,
+        activities=[NewActivity(n, f"act{n}", f"{n}") for n in range(3)],
+        lease_activities=2,
+        lease_until=T0 + LEASE,
+    )
+
+    leased = store.commit_step(step, T0)
+
+    assert leased is not None
+    assert [(w.task_id, w.name, w.input, w.attempt) for w in leased] == [
+        (0, "act0", "0", 1),
+        (1, "act1", "1", 1),
+    ]
+    assert all((w.instance_id, w.execution_id) == ("i1", "e1") for w in leased)
+    # the third is left for any worker; the leased ones only come back once their lease expires
+    [free] = store.claim_activities("w2", at(1), at(31), 10)
+    assert (free.task_id, free.attempt) == (2, 1)
+    again = store.claim_activities("w2", T0 + LEASE, at(100), 10)
+    assert sorted((w.task_id, w.attempt) for w in again) == [(0, 2), (1, 2)]
+    assert store.complete_activity(leased[0], TaskCompleted(timestamp=T0, task_id=0), at(40))
+
+
+def test_leased_activities_are_renewed_and_released_with_their_owner(store: Store) -> None:
+    _, work, _ = leased_activity(store)
+    store.renew_leases("w1", at(100))
+    assert store.claim_activities("w2", at(99), at(130), 10) == []
+    store.release_leases("w1")
+    [again] = store.claim_activities("w2", at(1), at(31), 10)
+    assert again.id == work.id
+
+
+def test_step_on_an_activity_result_is_one_commit(store: Store) -> None:
+    _, work, length = leased_activity(store)
+    scheduled = TaskScheduled(timestamp=at(1), task_id=1, name="act", input="1")
+    step = on_result(
+        work,
+        length,
+        at(1),
+        scheduled,
+        activities=[NewActivity(1, "act", "1")],
+        lease_activities=1,
+        lease_until=at(31),
+    )
+
+    leased = store.commit_step(step, at(1))
+
+    assert leased is not None and [w.task_id for w in leased] == [1]
+    assert store.get_history("i1")[length:] == step.history
+    record = store.get_instance("i1")
+    assert record is not None
+    assert (record.status, record.history_length) == (S.Running, length + 3)
+    # the result was never an inbox message, and the finished work item is gone
+    assert claim(store, now=at(2)) == []
+    assert not store.complete_activity(work, TaskCompleted(timestamp=at(2), task_id=0), at(2))
+
+
+def test_step_on_an_activity_result_can_finish_the_instance(store: Store) -> None:
+    _, work, length = leased_activity(store)
+    done = ExecutionCompleted(timestamp=at(1), status=S.Completed, result='"r"')
+    step = on_result(work, length, at(1), done, status=S.Completed, output='"r"')
+
+    assert store.commit_step(step, at(1)) == []
+
+    record = store.get_instance("i1")
+    assert record is not None and (record.status, record.output) == (S.Completed, '"r"')
+
+
+def test_step_on_an_activity_result_waits_behind_inbox_messages(store: Store) -> None:
+    _, work, length = leased_activity(store)
+    store.enqueue_message("i1", raised("first"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+
+    assert store.commit_step(on_result(work, length, at(2)), at(2)) is None
+
+    # nothing written: the history, the work item and the event are all as they were
+    assert len(store.get_history("i1")) == length
+    assert store.complete_activity(work, TaskCompleted(timestamp=at(2), task_id=0), at(2))
+    item = claim_one(store, now=at(3))
+    assert [type(m.event) for m in item.messages] == [EventRaised, TaskCompleted]
+
+
+def test_step_on_an_activity_result_is_not_held_back_by_a_message_due_later(
+    store: Store,
+) -> None:
+    _, work, length = leased_activity(store)
+    # visible from at(60) on, like a durable timer
+    store.enqueue_message("i1", raised("later"), at(60), allowed=ACTIVE_STATUSES, action="raise")
+
+    step = on_result(work, length, at(1))
+    assert store.commit_step(step, at(1)) == []
+
+    assert store.get_history("i1")[length:] == step.history
+    assert claim(store, now=at(59)) == []
+    assert [m.event for m in claim_one(store, now=at(60)).messages] == [raised("later")]
+
+
+@pytest.mark.parametrize("change", ["leased", "moved on", "suspended", "done elsewhere"])
+def test_step_on_an_activity_result_is_refused_when_the_instance_changed(
+    store: Store, change: str
+) -> None:
+    _, work, length = leased_activity(store)
+    if change == "leased":
+        store.enqueue_message("i1", raised("e"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+        claim_one(store, "w2", now=at(1))
+    elif change == "moved on":
+        store.enqueue_message("i1", raised("e"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+        assert commit(store, claim_one(store, now=at(1)), now=at(1))
+    elif change == "suspended":
+        suspend = ExecutionSuspended(timestamp=at(1), reason=None)
+        store.enqueue_message("i1", suspend, at(1), allowed=ACTIVE_STATUSES, action="suspend")
+        assert commit(store, claim_one(store, now=at(1)), status=S.Suspended, now=at(1))
+    else:
+        assert store.complete_activity(work, TaskCompleted(timestamp=at(1), task_id=0), at(1))
+        assert commit(store, claim_one(store, now=at(1)), now=at(1))
+        length = store.get_instance("i1").history_length  # type: ignore[union-attr]
+    before = store.get_history("i1")
+
+    assert store.commit_step(on_result(work, length, at(5)), at(5)) is None
+
+    assert store.get_history("i1") == before
+
+
+def test_commit_is_refused_when_the_history_moved_on(store: Store) -> None:
+    _, _, length = leased_activity(store)
+    stale = StepCommit("i1", "e1", "w1", [], [], S.Running, history_length=length - 1)
+    store.enqueue_message("i1", raised("e"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+    claimed = claim_one(store, now=at(1))
+    assert claimed.instance.history_length == length
+
+    assert store.commit_step(stale, at(1)) is None
+    assert commit(store, claimed, now=at(1), history_length=length)
+
+
+# -- batch (group commit) ----------------------------------------------------------------------
+
+
+def test_batch_runs_calls_in_order_and_returns_each_outcome(store: Store) -> None:
+    outcomes = store.batch(
+        [
+            lambda: store.create_instance("a", "orch", None, "ea", T0),
+            lambda: store.create_instance("a", "orch", None, "again", T0),  # refused alone
+            lambda: store.create_instance("b", "orch", None, "eb", T0),
+            lambda: store.get_instance("b"),  # sees the write before it
+        ]
+    )
+
+    assert [o.error is None for o in outcomes] == [True, False, True, True]
+    assert isinstance(outcomes[1].error, InstanceExistsError)
+    assert outcomes[3].value is not None and outcomes[3].value.execution_id == "eb"
+    assert {item.instance.instance_id for item in claim(store)} == {"a", "b"}
+    record = store.get_instance("a")
+    assert record is not None and record.execution_id == "ea"
+
+
+def test_a_failing_call_in_a_batch_fails_alone(store: Store) -> None:
+    def broken() -> None:
+        store.create_instance("c", "orch", None, "ec", T0)
+        raise ValueError("not a refusal: the shared transaction is undone")
+
+    outcomes = store.batch(
+        [
+            lambda: store.create_instance("a", "orch", None, "ea", T0),
+            broken,
+            lambda: store.create_instance("b", "orch", None, "eb", T0),
+        ]
+    )
+
+    assert [type(o.error) for o in outcomes] == [type(None), ValueError, type(None)]
+    # a and b were run again on their own; c was committed by the rerun of broken, which wrote
+    # in its own transaction before failing: each call is as if run alone
+    assert {item.instance.instance_id for item in claim(store)} == {"a", "b", "c"}

@@ -18,9 +18,10 @@ the moment it is committed instead of at their next poll.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 from durafn.replay.history import HistoryEvent
@@ -186,6 +187,14 @@ class StepCommit:
     lease_until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of :meth:`Store.batch` returned, or the exception it raised."""
+
+    value: Any = None
+    error: Exception | None = None
+
+
 class Store(Protocol):
     """Durable state of instances, histories, inboxes, timers and activity work items.
 
@@ -329,6 +338,14 @@ class Store(Protocol):
 
     def purge_instances(self, query: InstanceQuery) -> int:
         """Delete every finished instance matching ``query`` (skipping active ones); the count."""
+        ...
+
+    def batch(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """Run ``calls`` (each a call of one of this store's methods) in order, in one
+        transaction where possible (group commit), and return each one's outcome: what it would
+        have returned or raised run alone. If the shared transaction fails, each call runs again
+        in its own, so that a failure is the failing call's alone.
+        """
         ...
 
     def close(self) -> None:

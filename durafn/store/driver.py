@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from durafn.store.base import Work
@@ -79,14 +79,6 @@ class Driver(Protocol):
 def named_to_pyformat(sql: str) -> str:
     """``:name`` to ``%(name)s`` (psycopg); literal ``%`` doubled."""
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
-
-
-class Rollback(Exception):
-    """Raised inside a transaction to undo it and make the transaction return ``value``."""
-
-    def __init__(self, value: Any) -> None:
-        super().__init__(value)
-        self.value = value
 
 
 class Tx:
@@ -164,7 +156,11 @@ class Connections:
     def transaction(self, op: Callable[[Tx], T], *, write: bool = True) -> T:
         """Run ``op`` in one transaction and commit; rerun it after a deadlock, or on a new
         connection when the thread's one had died (the server restarted) before ``op`` ran.
+        Inside :meth:`group`, ``op`` joins the group's transaction instead.
         """
+        grouped: Tx | None = getattr(self._local, "group", None)
+        if grouped is not None:
+            return op(grouped)
         attempt = 1
         while True:
             conn = self._connection()
@@ -175,9 +171,6 @@ class Connections:
                 result = op(tx)
                 self._driver.finish(conn, cursor, tx.work)
                 return result
-            except Rollback as undo:
-                self._driver.abort(conn)
-                return undo.value  # type: ignore[no-any-return]
             except Exception as error:
                 broken = self._driver.is_disconnect(error, conn)
                 if broken:
@@ -194,6 +187,30 @@ class Connections:
                 raise
             finally:
                 cursor.close()
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """One write transaction that the transactions started inside it join; committed at the
+        end, rolled back (all of it) if the block raises.
+        """
+        conn = self._connection()
+        cursor = conn.cursor()
+        tx = Tx(cursor)
+        try:
+            self._driver.begin(cursor, True)
+            self._local.group = tx
+            yield
+            self._local.group = None
+            self._driver.finish(conn, cursor, tx.work)
+        except BaseException as error:
+            self._local.group = None
+            if isinstance(error, Exception) and self._driver.is_disconnect(error, conn):
+                self._discard(conn)
+            else:
+                self._driver.abort(conn)
+            raise
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         """Close every connection; later transactions fail."""

@@ -10,13 +10,19 @@ lock) is a :class:`~durafn.store.dialect.Dialect`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 
-from durafn.errors import InstanceExistsError, InstanceNotFoundError, InvalidInstanceStateError
+from durafn.errors import (
+    DurafnError,
+    InstanceExistsError,
+    InstanceNotFoundError,
+    InvalidInstanceStateError,
+)
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 from durafn.replay.history import HistoryEvent, decode_event
 from durafn.store import queries
@@ -27,6 +33,7 @@ from durafn.store.base import (
     Message,
     NewActivity,
     OrchestrationWorkItem,
+    Outcome,
     StepCommit,
     Work,
     WorkListener,
@@ -40,6 +47,15 @@ from durafn.store.writes import Start, StepWriter
 
 T = TypeVar("T")
 _SUSPENDED = OrchestrationRuntimeStatus.Suspended
+log = logging.getLogger("durafn.store")
+
+
+def _outcome(call: Callable[[], Any], caught: type[Exception]) -> Outcome:
+    """Run ``call``, catching ``caught`` into the outcome."""
+    try:
+        return Outcome(call())
+    except caught as error:
+        return Outcome(error=error)
 
 
 class SqlStore:
@@ -330,6 +346,18 @@ class SqlStore:
             return len(purged)
 
         return self._write(op)
+
+    def batch(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """Run ``calls`` in one transaction where possible (see Store.batch)."""
+        if len(calls) > 1:
+            try:
+                with self._connections.group():
+                    # A method that refuses (raises DurafnError) has written nothing, so the
+                    # others' writes stand; any other error undoes the whole group.
+                    return [_outcome(call, DurafnError) for call in calls]
+            except Exception:
+                log.debug("a grouped transaction failed; running its calls one by one")
+        return [_outcome(call, Exception) for call in calls]
 
     def close(self) -> None:
         """Release connections and the host lock; the store is unusable afterwards."""

@@ -177,8 +177,8 @@ class Statements:
         self.insert_activity = p(insert_activity)
         self.insert_leased_activity = p(f"{insert_activity} RETURNING {ACTIVITY_COLUMNS}")
         self.delete_activity = p("DELETE FROM activities WHERE id = :id")
-        self.delete_instance_activity = p(
-            "DELETE FROM activities WHERE id = :id AND instance_id = :iid AND execution_id = :eid"
+        self.has_activity = p(
+            "SELECT 1 FROM activities WHERE id = :id AND instance_id = :iid AND execution_id = :eid"
         )
 
         # -- leases
