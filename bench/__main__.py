@@ -1,40 +1,79 @@
-"""``python -m bench [--quick] [--storage URL] [--json FILE]``: run the shapes, print a table."""
+"""``python -m bench [--quick] [--storage URL] [--json FILE] [--compare-dbos]``: run the shapes,
+print a table."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.shapes import as_dict, run_embedded, scenarios
+from bench import compare
+from bench.http_starts import http_starts
+from bench.measure import BenchError, Result, common_shapes
+from bench.report import Row, describe_machine, machine_line, payload, table
+from bench.shapes import run_embedded, scenarios
+from bench.stores import describe_dbos, describe_durafn, durafn_store
+
+
+def run(folder: Path, storage: str | None, quick: bool, compare_dbos: bool) -> list[Row]:
+    """Every shape on durafn, each common one on DBOS right after it with ``compare_dbos``."""
+    rows: list[Row] = []
+    common = common_shapes(quick)
+    for n, (name, scenario) in enumerate(scenarios(quick)):
+        with durafn_store(storage, folder / f"{n}-{name}.db") as url:
+            results = asyncio.run(run_embedded(url, scenario))
+        theirs: dict[str, Result] = {}
+        if compare_dbos and name in common:
+            theirs = compare.run_dbos_shape(name, storage, folder / f"{n}-{name}-dbos.db", quick)
+        rows += [Row(r, theirs.get(r.shape)) for r in results]
+    (folder / "http").mkdir()
+    with durafn_store(storage, folder / "http" / "http.db") as url:
+        rows.append(Row(http_starts(folder / "http", url, 200 if quick else 3000)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; 1 if one fails, 2 if ``--compare-dbos`` lacks DBOS."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--storage", help="a store URL (default: a fresh SQLite file per shape)")
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    args = parser.parse_args(argv)
-    results = []
-    with tempfile.TemporaryDirectory() as folder:
-        for n, (name, scenario) in enumerate(scenarios(args.quick)):
-            db = Path(folder) / f"{n}-{name}.db"
-            results += asyncio.run(run_embedded(db, scenario, args.storage))
-    machine = (
-        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    parser.add_argument(
+        "--storage",
+        help="a store URL (default: a fresh SQLite file per shape); on PostgreSQL each shape "
+        "runs in a fresh schema of that database",
     )
-    storage = args.storage or "sqlite, WAL, synchronous=NORMAL"
-    print(f"durafn benchmarks ({machine}; storage: {storage})")
-    width = max(len(r.shape) for r in results)
-    for r in results:
-        print(f"  {r.shape:<{width}}  {r.value:>10.2f} {r.unit:<8} {r.detail}")
-    payload = {"machine": machine, "results": [as_dict(r) for r in results]}
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--compare-dbos",
+        action="store_true",
+        help=f"also run each common shape on DBOS and print the ratios ({compare.INSTALL_HINT})",
+    )
+    args = parser.parse_args(argv)
+    dbos_version = compare.dbos_version() if args.compare_dbos else None
+    if args.compare_dbos and dbos_version is None:
+        print(
+            "error: --compare-dbos needs DBOS, which is not installed; install it with "
+            f"`{compare.INSTALL_HINT}` (DBOS {compare.DBOS_VERSION})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            rows = run(Path(folder), args.storage, args.quick, args.compare_dbos)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    machine = describe_machine()
+    header: dict[str, object] = {"machine": machine, "storage": describe_durafn(args.storage)}
+    print(f"durafn benchmarks ({machine_line(machine)}; storage: {header['storage']})")
+    if dbos_version is not None:
+        header["dbos"] = {"version": dbos_version, "storage": describe_dbos(args.storage)}
+        print(f"compared with DBOS {dbos_version} on {describe_dbos(args.storage)}")
+    print("\n".join(table(rows, compared=dbos_version is not None)))
     if args.json:
-        args.json.write_text(json.dumps(payload, indent=2))
+        args.json.write_text(json.dumps(payload(rows, header), indent=2))
     return 0
 
 

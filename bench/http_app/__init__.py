@@ -1,0 +1,1 @@
+"""The app of the "HTTP starts" shape (bench/http_starts.py)."""

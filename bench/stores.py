@@ -1,0 +1,94 @@
+"""A fresh, empty store for each shape, so no shape pays for the rows an earlier one left.
+
+Without ``--storage`` durafn gets a SQLite file per shape (a SQLite ``--storage`` is used as
+given), and DBOS a SQLite file of its own. With a PostgreSQL ``--storage``, durafn gets the schema
+``durafn_bench`` in that database and DBOS the database ``dbos_bench_sys`` on the same server,
+each created for the shape and dropped after it, which also leaves the named database as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+DURAFN_SCHEMA = "durafn_bench"
+DBOS_DATABASE = "dbos_bench_sys"
+
+
+def is_postgres(storage: str | None) -> bool:
+    """Whether a durafn store URL names a PostgreSQL server."""
+    return storage is not None and storage.startswith(("postgresql", "postgres:"))
+
+
+def describe_durafn(storage: str | None) -> str:
+    """Where durafn's stores are, for the header (without the password)."""
+    if storage is None:
+        return "SQLite, WAL, synchronous=NORMAL, a fresh file per shape"
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(storage).render_as_string(hide_password=True)
+    return f"{shown}, schema {DURAFN_SCHEMA} fresh per shape" if is_postgres(storage) else shown
+
+
+def describe_dbos(storage: str | None) -> str:
+    """Where DBOS's system databases are, for the header."""
+    if is_postgres(storage):
+        return f"PostgreSQL, database {DBOS_DATABASE} on the same server, fresh per shape"
+    return "SQLite, DBOS's own settings (rollback journal), a fresh file per shape"
+
+
+@contextlib.contextmanager
+def _admin(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to ``storage``'s database (CREATE/DROP DATABASE need one)."""
+    # imported here: psycopg is only installed with the postgres extra
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    plain = make_url(storage).set(drivername="postgresql")  # psycopg wants postgresql://
+    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as admin:
+        yield admin
+
+
+@contextlib.contextmanager
+def durafn_store(storage: str | None, sqlite_file: Path) -> Iterator[str]:
+    """The store URL durafn runs one shape on."""
+    if not is_postgres(storage):
+        yield storage or f"sqlite:///{sqlite_file}"
+        return
+    from sqlalchemy.engine import make_url
+
+    assert storage is not None
+    # the same database, seen through a schema of its own (as the test suite's stores are)
+    url = make_url(storage).update_query_dict({"options": f"-csearch_path={DURAFN_SCHEMA}"})
+    with _admin(storage) as admin:
+        admin.execute(f"DROP SCHEMA IF EXISTS {DURAFN_SCHEMA} CASCADE")
+        admin.execute(f"CREATE SCHEMA {DURAFN_SCHEMA}")
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f"DROP SCHEMA IF EXISTS {DURAFN_SCHEMA} CASCADE")
+
+
+@contextlib.contextmanager
+def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str]:
+    """The system database URL DBOS runs one shape on."""
+    if not is_postgres(storage):
+        yield f"sqlite:///{sqlite_file}"
+        return
+    from sqlalchemy.engine import make_url
+
+    assert storage is not None
+    # DBOS wants a plain postgresql:// URL, and keeps its tables in a database of its own
+    url = make_url(storage).set(drivername="postgresql", database=DBOS_DATABASE)
+    with _admin(storage) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DBOS_DATABASE}")
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
