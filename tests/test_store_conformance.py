@@ -1168,12 +1168,25 @@ def test_open_store_url_spellings(store: Store) -> None:
         refused = [store.url + "?synchronous=OFF", store.url + "?timeout=3", "sqlite:///:memory:"]
     else:
         rest = store.url.split("://", 1)[1]
-        variants = [f"postgresql://{rest}", f"postgres://{rest}"]
-        refused = [f"postgresql+asyncpg://{rest}"]
+        joined = store.url + ("&" if "?" in store.url else "?")
+        variants = [f"postgresql://{rest}", f"postgres://{rest}", joined + "synchronous=full"]
+        refused = [f"postgresql+asyncpg://{rest}", joined + "synchronous=OFF"]
     for url in variants:
         opened = open_store(url)
         assert opened.get_instance("x") is None
         opened.close()
+    if not is_sqlite(store):
+        # NORMAL: the server acknowledges commits before flushing them (see docs/guarantees.md)
+        for setting, expected in (("NORMAL", "off"), ("FULL", "on")):
+            opened = open_store(f"{joined}synchronous={setting}")
+            try:
+                show = opened._connections.transaction(  # type: ignore[attr-defined]
+                    lambda tx: tx.scalar("SHOW synchronous_commit"), write=False
+                )
+                opened.create_instance(setting, "orch", None, "e", T0)
+            finally:
+                opened.close()
+            assert show == expected
     for url in [*refused, "mysql://u@h/db", "not a url"]:
         with pytest.raises(BadRequestError):
             open_store(url)

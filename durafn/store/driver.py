@@ -81,6 +81,12 @@ def named_to_pyformat(sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+class Conflict(Exception):
+    """A transaction found its premise changed by a concurrent one after checking it: undone
+    and run again, like a deadlock.
+    """
+
+
 class Tx:
     """One transaction: run prepared statements; :meth:`announce` work for other hosts."""
 
@@ -179,7 +185,8 @@ class Connections:
                     self._driver.abort(conn)
                 # A connection that died while idle fails on the first statement: rerun.
                 stale = broken and tx.statements == 0
-                if attempt >= _RETRIES or not (stale or self._driver.is_retryable(error)):
+                retry = stale or isinstance(error, Conflict) or self._driver.is_retryable(error)
+                if attempt >= _RETRIES or not retry:
                     raise
                 attempt += 1
             except BaseException:

@@ -108,10 +108,6 @@ class Statements:
             f"DELETE FROM inbox WHERE instance_id = :iid AND {ids('id', 'ids')}"
         )
         self.next_visible = p("SELECT min(visible_at) FROM inbox WHERE visible_at > :now")
-        self.has_visible = p(
-            "SELECT 1 FROM inbox WHERE instance_id = :iid AND visible_at <= :now "
-            "AND (execution_id IS NULL OR execution_id = :eid) LIMIT 1"
-        )
         # Continue-as-new: the old execution's history, work and timers go; buffered events
         # (no execution id) stay, moved behind the events the new execution carried over so the
         # new execution still receives every event in arrival order.
@@ -177,9 +173,6 @@ class Statements:
         self.insert_activity = p(insert_activity)
         self.insert_leased_activity = p(f"{insert_activity} RETURNING {ACTIVITY_COLUMNS}")
         self.delete_activity = p("DELETE FROM activities WHERE id = :id")
-        self.has_activity = p(
-            "SELECT 1 FROM activities WHERE id = :id AND instance_id = :iid AND execution_id = :eid"
-        )
 
         # -- leases
         self.set_leases = {
@@ -221,11 +214,17 @@ class Statements:
             sets += ["execution_id = :new_eid", "input = :new_input"]
         if release:
             sets += ["lease_owner = NULL", "lease_until = NULL"]
-        held = (
-            f"status = '{_RUNNING}' AND {_lease_free('instances')}"
-            if direct
-            else "lease_owner = :worker"
-        )
+        held = "lease_owner = :worker"
+        if direct:
+            # Unleased and Running; messages waiting go first (arrival order); and the result
+            # must still be wanted (its work item not completed elsewhere, not discarded).
+            held = (
+                f"status = '{_RUNNING}' AND {_lease_free('instances')} AND NOT EXISTS "
+                "(SELECT 1 FROM inbox WHERE inbox.instance_id = :iid AND visible_at <= :now "
+                "AND (inbox.execution_id IS NULL OR inbox.execution_id = :eid)) AND EXISTS "
+                "(SELECT 1 FROM activities WHERE id = :activity AND activities.instance_id = :iid "
+                "AND activities.execution_id = :eid)"
+            )
         based_on = " AND history_length = :base" if based else ""
         return (
             f"UPDATE instances SET {', '.join(sets)} WHERE instance_id = :iid AND {held} "

@@ -26,7 +26,7 @@ from durafn.store.base import (
     Work,
 )
 from durafn.store.dialect import Dialect
-from durafn.store.driver import Tx
+from durafn.store.driver import Conflict, Tx
 from durafn.store.queries import FINAL_STATUSES
 from durafn.store.statements import Statements
 
@@ -190,18 +190,12 @@ class StepWriter:
             raise ValueError("a step on an activity result must give the history_length it is on")
         children = {s.instance_id for s in c.sub_orchestrations}
         targets = {m.instance_id for m in c.messages} - children - {c.instance_id}
-        if children or targets or direct:
+        if children or targets:
             self._dialect.lock_instances(tx, [c.instance_id, *children], list(targets))
         at = self._dialect.ts(now)
         own = {"iid": c.instance_id}
-        # Every refusal comes before the first write, so a refused step writes nothing (and can
-        # share a transaction with other calls: see Store.batch).
-        if direct:
-            # Messages waiting go first (arrival order), and the result must still be wanted.
-            waiting = {"iid": c.instance_id, "now": at, "eid": c.execution_id}
-            result = {"id": c.activity_result, "iid": c.instance_id, "eid": c.execution_id}
-            if tx.one(sql.has_visible, waiting) or not tx.one(sql.has_activity, result):
-                return None
+        # The guard comes first: a refused step writes nothing (so it can share a transaction
+        # with other calls, see Store.batch).
         length = tx.scalar(
             sql.guards[new_execution, c.release, direct, c.history_length is not None],
             {
@@ -209,6 +203,7 @@ class StepWriter:
                 "worker": c.worker_id,
                 "eid": c.execution_id,
                 "base": c.history_length,
+                "activity": c.activity_result,
                 "status": c.status.value,
                 "output": c.output,
                 "custom_status": c.custom_status,
@@ -220,8 +215,9 @@ class StepWriter:
         )
         if length is None:
             return None
-        if direct:
-            tx.run(sql.delete_activity, {"id": c.activity_result})
+        if direct and not tx.count(sql.delete_activity, {"id": c.activity_result}):
+            # completed elsewhere between the guard's check and now (PostgreSQL, another host)
+            raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
         execution_id = c.new_execution_id or c.execution_id
         if new_execution:
             for stmt in sql.delete_old_execution:
