@@ -44,7 +44,7 @@ from durafn.replay.history import (
 from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
-from durafn.store.base import InstanceRecord, NewActivity
+from durafn.store.base import InstanceRecord, NewActivity, OrchestrationWorkItem
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -63,6 +63,12 @@ class RuntimeSignals(Protocol):
 
     async def wait_for_finish(self, instance_id: str, timeout: float) -> None:
         """Return when the instance may have finished, or after ``timeout`` seconds."""
+
+    def start_lease(self) -> tuple[str, datetime] | None:
+        """The lease a start takes to be handed to this process's dispatcher (None: do not)."""
+
+    def started(self, item: OrchestrationWorkItem) -> None:
+        """Hand an instance started under :meth:`start_lease` to the dispatcher."""
 
 
 @dataclass(frozen=True)
@@ -180,10 +186,16 @@ class DurableOrchestrationClient:
         instance_id = uuid.uuid4().hex if instance_id is None else validate_instance_id(instance_id)
         payload = encode(client_input, f"input of orchestrator '{name}'")
         store = self._store.store
-        await self._store.run(
-            store.create_instance, instance_id, name, payload, uuid.uuid4().hex, _now()
+        signals = self._signals
+        # In the workers' process the new instance goes straight to the dispatcher, leased to it.
+        lease = None if signals is None else signals.start_lease()
+        item = await self._store.run(
+            store.create_instance, instance_id, name, payload, uuid.uuid4().hex, _now(), lease=lease
         )
-        self._work_added()
+        if item is not None and signals is not None:
+            signals.started(item)
+        else:
+            self._work_added()
         return instance_id
 
     def _work_added(self) -> None:

@@ -9,6 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Coroutine
+from datetime import datetime, timedelta
 from typing import Any
 
 from durafn.app import App
@@ -77,8 +78,14 @@ class Runtime:
             await loop.run_in_executor(None, db.close)
             raise
         self._db = db
-        signals = self._signals = Signals()
-        self._stopping = asyncio.Event()
+        stopping = self._stopping = asyncio.Event()
+
+        def start_lease() -> tuple[str, datetime] | None:
+            if stopping.is_set():
+                return None
+            return self.worker_id, self._clock() + timedelta(seconds=self.config.lease_seconds)
+
+        signals = self._signals = Signals(start_lease)
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
         args = (self.app, db, signals, self.config, self.worker_id, self._clock)
         self.dispatcher = Dispatcher(*args)
@@ -86,7 +93,6 @@ class Runtime:
             *args, shared=listener is not None, step_on_result=self.dispatcher.step_on_result
         )
         self.dispatcher.activities = self._activities
-        stopping = self._stopping
         self._spawn(self.dispatcher.run(stopping), "dispatcher")
         self._spawn(self._activities.run(stopping), "activities")
         self._spawn(run_timers(db, signals, self._clock, stopping), "timers")

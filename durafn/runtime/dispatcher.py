@@ -80,26 +80,28 @@ class Dispatcher:
         """Claim and process work until ``stopping`` is set."""
         while not stopping.is_set():
             try:
-                processed = await self.run_once()
+                more = await self.run_once()
             except Exception:
                 log.exception("orchestration dispatcher round failed; retrying")
-                processed = 0
+                more = False
                 await asyncio.sleep(self._config.poll_interval)
-            if not processed:
+            if not more:
+                # returns at once if work was added while the round ran
                 await wait(self._signals.orchestrations, self._config.poll_interval)
 
-    async def run_once(self) -> int:
-        """One round: claim a batch and commit a step for each; the number processed."""
+    async def run_once(self) -> bool:
+        """One round: claim a batch and commit a step for each; True if the claim was full (more
+        work may be waiting).
+        """
         now = self._clock()
         lease_until = now + timedelta(seconds=self._config.lease_seconds)
         store = self._db.store
-        items = await self._db.run(
-            store.claim_orchestrations,
-            self._worker_id,
-            now,
-            lease_until,
-            self._config.orchestration_batch,
+        items = self._signals.take_started()
+        limit = self._config.orchestration_batch - len(items)
+        claimed = await self._db.run(
+            store.claim_orchestrations, self._worker_id, now, lease_until, limit
         )
+        items += claimed
         failed = False
         for item in items:
             try:
@@ -114,7 +116,7 @@ class Dispatcher:
         if failed:
             # a step that fails every time must not spin: retry at the polling pace
             await asyncio.sleep(self._config.poll_interval)
-        return len(items)
+        return len(claimed) >= limit
 
     async def _process(self, item: OrchestrationWorkItem) -> None:
         instance = item.instance

@@ -8,18 +8,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
 
-from durafn.store.base import Work
+from durafn.store.base import OrchestrationWorkItem, Work
+
+StartLease = Callable[[], "tuple[str, datetime] | None"]
+"""The lease (worker id, until) under which a start made in this process is handed straight to
+this host's dispatcher; None when it is not taking work (stopping)."""
 
 
 class Signals:
     """Events the workers sleep on, so work added in this process starts at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_lease: StartLease | None = None) -> None:
         self.orchestrations = asyncio.Event()
         self.activities = asyncio.Event()
         self.timers = asyncio.Event()
         self._changes: dict[str, asyncio.Event] = {}
+        self._start_lease = start_lease
+        self._started: list[OrchestrationWorkItem] = []
+
+    def start_lease(self) -> tuple[str, datetime] | None:
+        """The lease for a start made in this process (see StartLease), or None."""
+        return None if self._start_lease is None else self._start_lease()
+
+    def started(self, item: OrchestrationWorkItem) -> None:
+        """An instance started in this process under :meth:`start_lease`: its first step is
+        this host's to run, with no claim.
+        """
+        self._started.append(item)
+        self.orchestrations.set()
+
+    def take_started(self) -> list[OrchestrationWorkItem]:
+        """The instances handed over by :meth:`started` since the last call."""
+        started, self._started = self._started, []
+        return started
 
     def work_added(self) -> None:
         """New messages or activities may be waiting in the store."""

@@ -214,8 +214,14 @@ class Store(Protocol):
         input: str | None,
         execution_id: str,
         now: datetime,
-    ) -> None:
+        *,
+        lease: tuple[str, datetime] | None = None,
+    ) -> OrchestrationWorkItem | None:
         """Create the instance as Pending with an ExecutionStarted message in its inbox.
+
+        With ``lease`` (worker id, until), the instance is created leased to that worker and
+        returned as its claimed work item, so that the starter's host runs the first step
+        without a claim; without, None.
 
         Raises InstanceExistsError when the id is Pending, Running or Suspended, decided by the
         database so that of concurrent starts exactly one wins. A Completed, Failed or Terminated

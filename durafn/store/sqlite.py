@@ -9,9 +9,11 @@ also survives power loss.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +32,11 @@ if sys.platform == "win32":
 else:
     import fcntl
 
+log = logging.getLogger("durafn.store")
+
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+CHECKPOINT_SECONDS = 0.25
+"""How often the store's checkpointer copies the WAL into the database file."""
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another (another thread or a client process) before failing."""
 
@@ -112,11 +118,17 @@ class SqliteDialect:
         self._synchronous = synchronous
         self._lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def connect(self) -> sqlite3.Connection:
-        """A connection of the store's own, configured like the engine's."""
+        """A connection of the store's own, configured like the engine's, that leaves
+        checkpoints to the store's checkpointer thread.
+        """
         conn = sqlite3.connect(self._path, check_same_thread=False)
         _configure(conn, self._synchronous)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self._path, self._synchronous)
         return conn
 
     def prepare(self, sql: str) -> str:
@@ -189,10 +201,46 @@ class SqliteDialect:
         return True
 
     def close(self) -> None:
-        """Release the host lock (closing the file drops it)."""
+        """Stop the checkpointer; release the host lock (closing the file drops it)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+class Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, every CHECKPOINT_SECONDS.
+
+    SQLite would otherwise checkpoint inside every thousandth commit, on the committing thread:
+    measured here, that was half the cost of a step's commit. A passive checkpoint never blocks
+    the writer, and what it moves is already durable in the WAL, so nothing about durability
+    changes.
+    """
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self._path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False)
+        _configure(self._conn, synchronous)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="durafn-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.wait(CHECKPOINT_SECONDS):
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:  # the next round tries again
+                    log.warning("checkpointing %s failed: %s", self._path, error)
+        finally:
+            self._conn.close()
+
+    def stop(self) -> None:
+        """Stop the thread (SQLite checkpoints what is left when the last connection closes)."""
+        self._stopping.set()
+        self._thread.join()
 
 
 def _try_lock(fd: int) -> bool:

@@ -63,13 +63,15 @@ class Statements:
             "custom_status, created_time, last_updated_time, parent_instance_id, parent_task_id, "
             "history_length, lease_owner, lease_until) VALUES (:instance_id, :name, "
             ":execution_id, :status, :input, NULL, NULL, :now, :now, :parent_instance_id, "
-            ":parent_task_id, 0, NULL, NULL) ON CONFLICT (instance_id) DO UPDATE SET "
+            ":parent_task_id, 0, :lease_owner, :lease_until) "
+            "ON CONFLICT (instance_id) DO UPDATE SET "
             "name = excluded.name, execution_id = excluded.execution_id, status = excluded.status, "
             "input = excluded.input, output = NULL, custom_status = NULL, "
             "created_time = excluded.created_time, last_updated_time = excluded.last_updated_time, "
             "parent_instance_id = excluded.parent_instance_id, "
-            "parent_task_id = excluded.parent_task_id, history_length = 0, lease_owner = NULL, "
-            f"lease_until = NULL WHERE instances.{IS_FINAL} RETURNING instance_id"
+            "parent_task_id = excluded.parent_task_id, history_length = 0, "
+            "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until "
+            f"WHERE instances.{IS_FINAL} RETURNING instance_id"
         )
         self.delete_owned = [
             p(f"DELETE FROM {table} WHERE {ids('instance_id', 'ids')}")
@@ -95,10 +97,12 @@ class Statements:
         self.delete_history = p("DELETE FROM history WHERE instance_id = :iid")
 
         # -- inbox
-        self.insert_inbox = p(
+        insert_inbox = (
             "INSERT INTO inbox (instance_id, execution_id, event_type, event, visible_at) "
             "VALUES (:instance_id, :execution_id, :event_type, :event, :visible_at)"
         )
+        self.insert_inbox = p(insert_inbox)
+        self.insert_inbox_returning = p(f"{insert_inbox} RETURNING id")
         self.messages = p(
             "SELECT id, instance_id, execution_id, event_type, event FROM inbox "
             f"WHERE {ids('instance_id', 'ids')} AND visible_at <= :now ORDER BY id"
@@ -189,20 +193,24 @@ class Statements:
 
         # -- the step's guard: update the instance if the lease, execution and history hold
         self.guards = {
-            (new, release, direct, based): p(self._guard(new, release, direct, based))
+            (new, release, direct, based, running): p(
+                self._guard(new, release, direct, based, running)
+            )
             for new in (False, True)
             for release in (False, True)
             for direct in (False, True)
             for based in (False, True)
+            for running in (False, True)
         }
 
     @staticmethod
-    def _guard(new_execution: bool, release: bool, direct: bool, based: bool) -> str:
+    def _guard(new_execution: bool, release: bool, direct: bool, based: bool, running: bool) -> str:
         """``direct``: the step took an activity's result without a claim; ``based``: it was
-        computed on a known history length (see StepCommit).
+        computed on a known history length (see StepCommit); ``running``: the instance stays
+        Running, which a direct step's instance already is (the status index is left alone).
         """
-        sets = [
-            "status = :status",
+        sets = [] if direct and running else ["status = :status"]
+        sets += [
             "output = :output",
             "custom_status = :custom_status",
             "last_updated_time = :now",

@@ -20,6 +20,7 @@ from durafn.replay.history import (
 )
 from durafn.store.base import (
     ActivityWorkItem,
+    Message,
     NewActivity,
     NewSubOrchestration,
     StepCommit,
@@ -131,15 +132,24 @@ class StepWriter:
         for stmt in self._sql.delete_owned:
             tx.run(stmt, ids)
 
-    def start_instances(self, tx: Tx, starts: Sequence[Start], now: datetime) -> set[str]:
-        """Insert each instance, or replace it if finished, with an ExecutionStarted message.
+    def start_instances(
+        self,
+        tx: Tx,
+        starts: Sequence[Start],
+        now: datetime,
+        lease: tuple[str, datetime] | None = None,
+    ) -> dict[str, Message]:
+        """Insert each instance, or replace it if finished, with an ExecutionStarted message;
+        ``lease`` (owner, until) leases them to their starter, which then runs their first step
+        without a claim.
 
-        Returns the ids that started; the others are active and were left untouched. The
-        database decides (unique key + ON CONFLICT ... WHERE finished), so of concurrent starts
-        of one id exactly one wins.
+        Returns the ids that started, each with its message; the others are active and were
+        left untouched. The database decides (unique key + ON CONFLICT ... WHERE finished), so
+        of concurrent starts of one id exactly one wins.
         """
         at = self._dialect.ts(now)
-        started: set[str] = set()
+        owner, until = lease if lease is not None else (None, None)
+        started: list[Start] = []
         for s in starts:
             row = tx.one(
                 self._sql.upsert,
@@ -152,34 +162,29 @@ class StepWriter:
                     "now": at,
                     "parent_instance_id": s.parent_instance_id,
                     "parent_task_id": s.parent_task_id,
+                    "lease_owner": owner,
+                    "lease_until": None if until is None else self._dialect.ts(until),
                 },
             )
             if row is not None:
-                started.add(row[0])
-        if not started:
-            return started
-        self.delete_owned(tx, sorted(started))  # what a replaced, finished instance left behind
-        tx.many(
-            self._sql.insert_inbox,
-            [
-                self.message_row(
-                    s.instance_id,
-                    ExecutionStarted(
-                        timestamp=now,
-                        name=s.name,
-                        input=s.input,
-                        execution_id=s.execution_id,
-                        parent_instance_id=s.parent_instance_id,
-                        parent_task_id=s.parent_task_id,
-                    ),
-                    now,
-                    s.execution_id,
-                )
-                for s in starts
-                if s.instance_id in started
-            ],
-        )
-        return started
+                started.append(s)
+        if started:  # what a replaced, finished instance left behind
+            self.delete_owned(tx, sorted(s.instance_id for s in started))
+        messages = {}
+        for s in started:
+            event = ExecutionStarted(
+                timestamp=now,
+                name=s.name,
+                input=s.input,
+                execution_id=s.execution_id,
+                parent_instance_id=s.parent_instance_id,
+                parent_task_id=s.parent_task_id,
+            )
+            row = self.message_row(s.instance_id, event, now, s.execution_id)
+            messages[s.instance_id] = Message(
+                tx.scalar(self._sql.insert_inbox_returning, row), event
+            )
+        return messages
 
     def apply_step(self, tx: Tx, c: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
         """Write everything ``c`` changes; None, with nothing written, if it is refused."""
@@ -197,7 +202,13 @@ class StepWriter:
         # The guard comes first: a refused step writes nothing (so it can share a transaction
         # with other calls, see Store.batch).
         length = tx.scalar(
-            sql.guards[new_execution, c.release, direct, c.history_length is not None],
+            sql.guards[
+                new_execution,
+                c.release,
+                direct,
+                c.history_length is not None,
+                c.status is OrchestrationRuntimeStatus.Running,
+            ],
             {
                 "iid": c.instance_id,
                 "worker": c.worker_id,
