@@ -61,8 +61,8 @@ class RuntimeSignals(Protocol):
     def work_added(self) -> None:
         """New work is in the store: wake the dispatcher now."""
 
-    async def wait_for_finish(self, instance_id: str, timeout: float) -> None:
-        """Return when the instance may have finished, or after ``timeout`` seconds."""
+    async def wait_for_finish(self, instance_id: str, timeout: float) -> InstanceRecord | None:
+        """The instance as it finished in this process within ``timeout`` seconds, else None."""
 
     def start_lease(self) -> tuple[str, datetime] | None:
         """The lease a start takes to be handed to this process's dispatcher (None: do not)."""
@@ -270,8 +270,8 @@ class DurableOrchestrationClient:
         """
         deadline = time.monotonic() + timeout
         interval = 0.01
+        status = await self.get_status(instance_id)
         while True:
-            status = await self.get_status(instance_id)
             if status is None:
                 raise InstanceNotFoundError(instance_id)
             if status.runtime_status in _TERMINAL:
@@ -280,10 +280,15 @@ class DurableOrchestrationClient:
             if remaining <= 0:
                 raise OrchestrationTimeoutError(instance_id, timeout)
             if self._signals is not None:
-                await self._signals.wait_for_finish(instance_id, min(remaining, 1.0))
+                # in the workers' process the last step hands its result over; another host's
+                # finish is seen by reading again at least once a second
+                finished = await self._signals.wait_for_finish(instance_id, min(remaining, 1.0))
+                if finished is not None:
+                    return to_status(finished)
             else:
                 await asyncio.sleep(min(interval, remaining))
                 interval = min(interval * 2, 0.5)
+            status = await self.get_status(instance_id)
 
     # -- acting on instances --------------------------------------------------------------------
 

@@ -221,6 +221,26 @@ def test_failures(tmp_path: Path, cache_size: int) -> None:
     run(tmp_path, cache_size, scenario)
 
 
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_the_status_a_finish_hands_over_is_the_stored_one(tmp_path: Path, cache_size: int) -> None:
+    """wait_for_completion takes the last step's result in memory; it must be what is stored."""
+
+    async def scenario(rt: df.Runtime) -> None:
+        for name, client_input in (("chain", "Oslo"), ("fails", None), ("fan", 5)):
+            instance_id = await rt.client.start_new(name, None, client_input)
+            handed = await rt.client.wait_for_completion(instance_id, 10)
+            stored = await rt.client.get_status(instance_id)
+            assert stored is not None and handed.to_json() == stored.to_json()
+        instance_id = await rt.client.start_new("race")
+        await rt.client.terminate(instance_id, "enough")
+        handed = await rt.client.wait_for_completion(instance_id, 10)
+        stored = await rt.client.get_status(instance_id)
+        assert handed.runtime_status is df.OrchestrationRuntimeStatus.Terminated
+        assert stored is not None and handed.to_json() == stored.to_json()
+
+    run(tmp_path, cache_size, scenario)
+
+
 def test_start_new_errors(tmp_path: Path) -> None:
     async def scenario(rt: df.Runtime) -> None:
         with pytest.raises(df.FunctionNotFoundError, match="nope"):

@@ -224,5 +224,14 @@ class Dispatcher:
         if any(m.visible_at is not None for m in commit.messages):
             self._signals.timers.set()
         if commit.status in FINAL_STATUSES:
-            self._signals.instance_finished(commit.instance_id)
+            self._signals.instance_finished(
+                dataclasses.replace(
+                    instance,
+                    status=commit.status,
+                    output=commit.output,
+                    custom_status=commit.custom_status,
+                    last_updated_time=now,
+                    history_length=instance.history_length + len(commit.history),
+                )
+            )
         return True

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
-from durafn.store.base import OrchestrationWorkItem, Work
+from durafn.store.base import InstanceRecord, OrchestrationWorkItem, Work
 
 StartLease = Callable[[], "tuple[str, datetime] | None"]
 """The lease (worker id, until) under which a start made in this process is handed straight to
@@ -25,7 +25,7 @@ class Signals:
         self.orchestrations = asyncio.Event()
         self.activities = asyncio.Event()
         self.timers = asyncio.Event()
-        self._changes: dict[str, asyncio.Event] = {}
+        self._finished: dict[str, asyncio.Future[InstanceRecord]] = {}
         self._start_lease = start_lease
         self._started: list[OrchestrationWorkItem] = []
 
@@ -59,18 +59,25 @@ class Signals:
         if work & Work.TIMERS:
             self.timers.set()
 
-    def instance_finished(self, instance_id: str) -> None:
-        """A step ending ``instance_id`` (Completed, Failed, Terminated) was committed: wake
-        whoever waits on it.
+    def instance_finished(self, record: InstanceRecord) -> None:
+        """A step ending the instance (Completed, Failed, Terminated) was committed, leaving it
+        as ``record``: hand that to whoever waits on it.
         """
-        event = self._changes.pop(instance_id, None)
-        if event is not None:
-            event.set()
+        finished = self._finished.pop(record.instance_id, None)
+        if finished is not None and not finished.done():
+            finished.set_result(record)
 
-    async def wait_for_finish(self, instance_id: str, timeout: float) -> None:
-        """Return when ``instance_id`` commits its last step, or after ``timeout`` seconds."""
-        event = self._changes.setdefault(instance_id, asyncio.Event())
-        await wait(event, timeout)
+    async def wait_for_finish(self, instance_id: str, timeout: float) -> InstanceRecord | None:
+        """The instance as its last step left it, when that step is committed in this process
+        within ``timeout`` seconds; else None.
+        """
+        finished = self._finished.get(instance_id)
+        if finished is None:
+            finished = self._finished[instance_id] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(asyncio.shield(finished), timeout)
+        except asyncio.TimeoutError:
+            return None
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:

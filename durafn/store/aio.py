@@ -9,9 +9,11 @@ once, so grouping adds no latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar, cast
 
 from durafn.store.base import Outcome, Store
@@ -22,60 +24,61 @@ T = TypeVar("T")
 MAX_GROUP = 256
 """Calls per group at most, so that one transaction stays short."""
 
+_Call = tuple[Callable[[], Any], asyncio.Future[Any]]
+
 
 class AsyncStore:
     """Wraps a Store for asyncio callers; its calls run on one thread, in groups."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durafn-store")
-        self._waiting: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
-        self._runner: asyncio.Task[None] | None = None
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="durafn-store", daemon=True)
+        self._thread.start()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` (a method of the store) on the store thread."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((functools.partial(fn, *args, **kwargs), future))
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run_groups(), name="durafn store")
+        self._calls.put((functools.partial(fn, *args, **kwargs), future))
         return cast(T, await future)
 
-    async def _run_groups(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                group = self._waiting[:MAX_GROUP]
-                del self._waiting[:MAX_GROUP]
+    def _serve(self) -> None:
+        """The store thread: run whatever calls wait, as one group, until closed."""
+        while True:
+            first = self._calls.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < MAX_GROUP:
                 try:
-                    outcomes = await loop.run_in_executor(
-                        self._pool, self.store.batch, [call for call, _ in group]
-                    )
-                except BaseException as error:
-                    # the store itself failed (or we are cancelled): every caller hears of it
-                    outcomes = [Outcome(error=_as_exception(error))] * len(group)
-                    if not isinstance(error, Exception):
-                        _settle(group, outcomes)
-                        raise
-                _settle(group, outcomes)
-        finally:
-            self._runner = None
+                    call = self._calls.get_nowait()
+                except queue.Empty:
+                    break
+                if call is None:
+                    self._calls.put(None)  # close after this group
+                    break
+                group.append(call)
+            try:
+                outcomes = self.store.batch([fn for fn, _ in group])
+            except Exception as error:  # the store itself failed: every caller hears of it
+                outcomes = [Outcome(error=error)] * len(group)
+            # one wake-up of each loop for the whole group
+            loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Outcome]]] = {}
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                loops.setdefault(future.get_loop(), []).append((future, outcome))
+            for loop, settled in loops.items():
+                with contextlib.suppress(RuntimeError):  # closed loop: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, settled)
 
     def close(self) -> None:
         """Wait for calls in flight, then close the store."""
-        self._pool.shutdown(wait=True)
+        self._calls.put(None)
+        self._thread.join()
         self.store.close()
 
 
-def _as_exception(error: BaseException) -> Exception:
-    if isinstance(error, Exception):
-        return error
-    return RuntimeError(f"the store call was interrupted ({type(error).__name__})")
-
-
-def _settle(
-    group: list[tuple[Callable[[], Any], asyncio.Future[Any]]], outcomes: list[Outcome]
-) -> None:
-    for (_, future), outcome in zip(group, outcomes, strict=True):
+def _settle(settled: list[tuple[asyncio.Future[Any], Outcome]]) -> None:
+    for future, outcome in settled:
         if future.done():  # the caller gave up waiting (cancelled)
             continue
         if outcome.error is not None:
