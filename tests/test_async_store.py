@@ -1,6 +1,7 @@
 """AsyncStore: calls waiting for the store thread run together, one transaction per group."""
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,3 +89,21 @@ def test_every_waiting_call_runs(tmp_path: Path, count: int) -> None:
         assert asyncio.run(main()) == [None] * count
     finally:
         db.close()
+
+
+def test_the_wal_is_checkpointed_into_the_database_while_the_store_is_open(
+    tmp_path: Path,
+) -> None:
+    """The store's connections leave checkpoints to its checkpointer thread, which must run."""
+    path = tmp_path / "durafn.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        before = path.stat().st_size
+        for n in range(300):
+            store.create_instance(f"i{n}", "orch", "x" * 200, "e", T0)
+        deadline = time.monotonic() + 5
+        while path.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > before
+    finally:
+        store.close()

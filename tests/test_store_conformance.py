@@ -1476,3 +1476,29 @@ def test_a_failing_call_in_a_batch_fails_alone(store: Store) -> None:
     # a and b were run again on their own; c was committed by the rerun of broken, which wrote
     # in its own transaction before failing: each call is as if run alone
     assert {item.instance.instance_id for item in claim(store)} == {"a", "b", "c"}
+
+
+def test_a_start_leased_to_its_starter_is_its_claimed_work_item(store: Store) -> None:
+    item = store.create_instance("i1", "orch", '"in"', "e1", T0, lease=("w1", T0 + LEASE))
+
+    assert item is not None
+    assert (item.instance.instance_id, item.instance.status) == ("i1", S.Pending)
+    assert (item.instance.execution_id, item.instance.input) == ("e1", '"in"')
+    [message] = item.messages
+    assert isinstance(message.event, ExecutionStarted) and message.event.input == '"in"'
+    assert claim(store, "w2", now=at(1)) == []  # leased: nobody else takes it
+    assert commit(store, item)
+    assert store.get_history("i1")[1] == message.event
+    # without a lease: no work item, and the instance is claimable
+    assert store.create_instance("i2", "orch", None, "e2", T0) is None
+    assert [i.instance.instance_id for i in claim(store, "w2", now=at(1))] == ["i2"]
+
+
+def test_a_leased_start_not_run_is_claimable_once_its_lease_ends(store: Store) -> None:
+    item = store.create_instance("i1", "orch", None, "e1", T0, lease=("w1", T0 + LEASE))
+    assert item is not None
+    store.release_leases("w1")
+    [again] = claim(store, "w2", now=at(1))
+    assert [m.id for m in again.messages] == [m.id for m in item.messages]
+    with pytest.raises(InstanceExistsError):
+        store.create_instance("i1", "orch", None, "e9", at(2), lease=("w1", at(32)))
