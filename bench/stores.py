@@ -49,7 +49,8 @@ def _admin(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    plain = make_url(storage).set(drivername="postgresql")  # psycopg wants postgresql://
+    # psycopg wants postgresql:// and knows nothing of durafn's own ?synchronous=
+    plain = make_url(storage).set(drivername="postgresql").difference_update_query(["synchronous"])
     with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as admin:
         yield admin
 
@@ -83,8 +84,10 @@ def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str
     from sqlalchemy.engine import make_url
 
     assert storage is not None
-    # DBOS wants a plain postgresql:// URL, and keeps its tables in a database of its own
+    # DBOS wants a plain postgresql:// URL (no durafn ?synchronous=), and keeps its tables in a
+    # database of its own
     url = make_url(storage).set(drivername="postgresql", database=DBOS_DATABASE)
+    url = url.difference_update_query(["synchronous"])
     with _admin(storage) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DBOS_DATABASE}")

@@ -38,6 +38,14 @@ ACTIVE_STATUSES = frozenset(
         OrchestrationRuntimeStatus.Suspended,
     }
 )
+FINAL_STATUSES = frozenset(
+    {
+        OrchestrationRuntimeStatus.Completed,
+        OrchestrationRuntimeStatus.Failed,
+        OrchestrationRuntimeStatus.Terminated,
+    }
+)
+"""Statuses that end an execution: the instance may be replaced or purged, takes no messages."""
 
 
 @dataclass(frozen=True)

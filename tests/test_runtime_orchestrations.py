@@ -160,19 +160,35 @@ def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
     run(tmp_path, cache_size, scenario)
 
 
-def test_fan_out_wider_than_the_activity_slots(tmp_path: Path) -> None:
-    """A step leases to its host only as many activities as it has free slots; the rest are
-    claimed as slots free up."""
-    app = build_app()
+def test_fan_outs_wider_than_the_activity_slots_never_exceed_them(tmp_path: Path) -> None:
+    """A step leases to its host only as many activities as it has free slots (held until the
+    commit, so concurrent steps do not take the same slots); the rest are claimed as slots free
+    up.
+    """
+    app = df.App()
+    running = [0, 0]  # now, peak
 
-    async def main() -> Any:
+    @app.activity
+    async def tracked(n: int) -> int:
+        running[0] += 1
+        running[1] = max(running)
+        await asyncio.sleep(0.005)
+        running[0] -= 1
+        return n
+
+    @app.orchestrator
+    def wide(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        results = yield context.task_all([context.call_activity(tracked, n) for n in range(20)])
+        return sum(results)
+
+    async def main() -> list[Any]:
         config = df.RuntimeConfig(max_concurrent_activities=3)
         async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}", config=config) as rt:
-            instance_id = await rt.client.start_new("fan", client_input=40)
-            return await rt.client.wait_for_completion(instance_id, 20)
+            ids = [await rt.client.start_new("wide") for _ in range(3)]
+            return [(await rt.client.wait_for_completion(i, 20)).output for i in ids]
 
-    status = asyncio.run(main())
-    assert status.output == sum(n * 2 for n in range(40))
+    assert asyncio.run(main()) == [sum(range(20))] * 3
+    assert running == [0, 3]
 
 
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)

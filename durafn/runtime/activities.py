@@ -75,6 +75,7 @@ class ActivityWorker:
             config.activity_threads, thread_name_prefix="durafn-activity"
         )
         self._inflight: set[asyncio.Task[None]] = set()
+        self._reserved = 0
         self._slot_freed = asyncio.Event()
         self._bindings: dict[str, tuple[FunctionSpec, str | None, Any]] = {}
         for spec in app.functions:
@@ -93,7 +94,7 @@ class ActivityWorker:
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and run activities until ``stopping`` is set."""
         while not stopping.is_set():
-            free = self._capacity - len(self._inflight)
+            free = self._free()
             if free <= 0:
                 await wait(self._slot_freed, self._config.poll_interval)
                 continue
@@ -116,14 +117,23 @@ class ActivityWorker:
         self.start(items)
         return len(items)
 
-    def free_slots(self) -> int:
-        """How many more activities this worker would run at once now."""
-        return max(0, self._capacity - len(self._inflight))
+    def _free(self) -> int:
+        return self._capacity - len(self._inflight) - self._reserved
 
-    def start(self, items: list[ActivityWorkItem]) -> None:
-        """Run work items leased to this host. Once stopping, leave them: their leases are
-        released on stop and they run again elsewhere or later.
+    def reserve(self, wanted: int) -> int:
+        """Hold up to ``wanted`` slots for work items a commit is about to lease to this host;
+        how many were granted. Each is given back by :meth:`start`.
         """
+        granted = max(0, min(wanted, self._free()))
+        self._reserved += granted
+        return granted
+
+    def start(self, items: list[ActivityWorkItem], reserved: int = 0) -> None:
+        """Run work items leased to this host, in slots ``reserve`` held (``reserved`` of them,
+        all given back now). Once stopping, leave them: their leases are released on stop and
+        they run again elsewhere or later.
+        """
+        self._reserved -= reserved
         if self._stopped:
             return
         for item in items:

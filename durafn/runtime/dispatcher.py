@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from durafn.app import App
 from durafn.errors import FunctionNotFoundError
 from durafn.functions import FunctionKind
+from durafn.models import FINAL_STATUSES
 from durafn.replay.executor import OrchestrationExecutor, Step
 from durafn.replay.history import HistoryEvent, OrchestratorStarted
 from durafn.runtime.cache import ExecutorCache
@@ -27,7 +28,6 @@ from durafn.runtime.steps import (
 )
 from durafn.store.aio import AsyncStore
 from durafn.store.base import ActivityWorkItem, InstanceRecord, OrchestrationWorkItem, StepCommit
-from durafn.store.queries import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from durafn.runtime.activities import ActivityWorker
@@ -200,38 +200,34 @@ class Dispatcher:
         """
         worker = self.activities
         if worker is not None and commit.activities:
-            commit.lease_activities = worker.free_slots()
+            commit.lease_activities = worker.reserve(len(commit.activities))
             commit.lease_until = now + timedelta(seconds=self._config.lease_seconds)
-        leased = await self._db.run(self._db.store.commit_step, commit, now)
+        leased = None
+        try:
+            leased = await self._db.run(self._db.store.commit_step, commit, now)
+        finally:
+            if worker is not None:
+                worker.start(leased or [], reserved=commit.lease_activities)
         if leased is None:
             # another host took the instance over, it was terminated meanwhile, or (a step on an
             # activity result) other messages came first: the executor is past the stored state
             self.cache.evict(commit.instance_id)
             log.debug("step for %s was not committed", commit.instance_id)
             return False
+        after = dataclasses.replace(
+            instance,
+            status=commit.status,
+            output=commit.output,
+            custom_status=commit.custom_status,
+            last_updated_time=now,
+            history_length=instance.history_length + len(commit.history),
+        )
         if executor is not None and commit.new_execution_id is None:
-            after = dataclasses.replace(
-                instance,
-                status=commit.status,
-                custom_status=commit.custom_status,
-                history_length=instance.history_length + len(commit.history),
-            )
             self.cache.put(after, executor)
-        if leased and worker is not None:
-            worker.start(leased)
         if len(commit.activities) > len(leased) or commit.messages or commit.sub_orchestrations:
             self._signals.work_added()
         if any(m.visible_at is not None for m in commit.messages):
             self._signals.timers.set()
         if commit.status in FINAL_STATUSES:
-            self._signals.instance_finished(
-                dataclasses.replace(
-                    instance,
-                    status=commit.status,
-                    output=commit.output,
-                    custom_status=commit.custom_status,
-                    last_updated_time=now,
-                    history_length=instance.history_length + len(commit.history),
-                )
-            )
+            self._signals.instance_finished(after)
         return True

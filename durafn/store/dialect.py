@@ -27,6 +27,9 @@ class Dialect(Driver, Protocol):
     """Appended to a claim's candidate SELECT: lock the rows, skip those another host holds."""
     for_share: str
     """Appended to a SELECT of an instance: hold it against a concurrent step until commit."""
+    inserted: str
+    """An upsert's RETURNING expression: true when the row is new, not a replaced one (or
+    always false where the database cannot tell)."""
 
     def in_ids(self, column: str, param: str) -> str:
         """SQL testing that ``column`` is one of the ids bound to ``param`` (see :meth:`ids`)."""

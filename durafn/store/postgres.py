@@ -69,6 +69,7 @@ class PostgresDialect:
     claim_window = 4  # other hosts may hold the first candidates; look a little further
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_share = " FOR SHARE"
+    inserted = "(xmax = 0)"  # a row that was never updated
 
     def __init__(self, engine: Engine) -> None:
         self._announcer = Announcer()

@@ -22,18 +22,10 @@ from sqlalchemy import (
 )
 
 from durafn.errors import BadRequestError
-from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
+from durafn.models import FINAL_STATUSES, InstanceQuery, OrchestrationRuntimeStatus
 from durafn.store.base import InstanceRecord
 from durafn.store.schema import instances
 
-FINAL_STATUSES = frozenset(
-    {
-        OrchestrationRuntimeStatus.Completed,
-        OrchestrationRuntimeStatus.Failed,
-        OrchestrationRuntimeStatus.Terminated,
-    }
-)
-"""Statuses that end an execution: the instance may be replaced or purged, takes no messages."""
 IS_FINAL = instances.c.status.in_(sorted(s.value for s in FINAL_STATUSES))
 
 

@@ -23,7 +23,7 @@ from durafn.errors import (
     InstanceNotFoundError,
     InvalidInstanceStateError,
 )
-from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
+from durafn.models import FINAL_STATUSES, InstanceQuery, OrchestrationRuntimeStatus
 from durafn.replay.history import HistoryEvent, decode_event
 from durafn.store import queries
 from durafn.store.base import (
@@ -262,7 +262,7 @@ class SqlStore:
 
     def complete_activity(self, item: ActivityWorkItem, event: HistoryEvent, now: datetime) -> bool:
         """Delete the work item and put ``event`` in its instance's inbox (see Store)."""
-        final = {s.value for s in queries.FINAL_STATUSES}
+        final = {s.value for s in FINAL_STATUSES}
 
         def op(tx: Tx) -> bool:
             # Lock the instance before touching the item: the order a finishing step uses too.

@@ -112,6 +112,7 @@ class SqliteDialect:
     claim_window = 1  # claims are serialized, so the first candidates are always free
     skip_locked = ""  # a claim runs in a BEGIN IMMEDIATE transaction, alone among writers
     for_share = ""  # BEGIN IMMEDIATE already keeps other writers out until commit
+    inserted = "0"  # cannot tell; deleting what a replaced instance left costs little here
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path

@@ -6,7 +6,7 @@ The tables are those of ``schema.py``. Parameters are ``:name``; ``in_ids`` list
 
 from __future__ import annotations
 
-from durafn.models import OrchestrationRuntimeStatus
+from durafn.models import FINAL_STATUSES, OrchestrationRuntimeStatus
 from durafn.store.base import CONTROL_EVENT_TYPES
 from durafn.store.dialect import Dialect
 
@@ -18,14 +18,7 @@ INSTANCE_COLUMNS = (
 ACTIVITY_COLUMNS = "id, instance_id, execution_id, task_id, name, input, attempt"
 """The columns an ActivityWorkItem is read from, in its field order."""
 
-_FINAL = ", ".join(
-    f"'{s.value}'"
-    for s in (
-        OrchestrationRuntimeStatus.Completed,
-        OrchestrationRuntimeStatus.Failed,
-        OrchestrationRuntimeStatus.Terminated,
-    )
-)
+_FINAL = ", ".join(sorted(f"'{s.value}'" for s in FINAL_STATUSES))
 IS_FINAL = f"status IN ({_FINAL})"
 IS_LIVE = f"status NOT IN ({_FINAL})"
 _CONTROL = ", ".join(f"'{t}'" for t in sorted(CONTROL_EVENT_TYPES))
@@ -71,7 +64,7 @@ class Statements:
             "parent_instance_id = excluded.parent_instance_id, "
             "parent_task_id = excluded.parent_task_id, history_length = 0, "
             "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until "
-            f"WHERE instances.{IS_FINAL} RETURNING instance_id"
+            f"WHERE instances.{IS_FINAL} RETURNING instance_id, {d.inserted}"
         )
         self.delete_owned = [
             p(f"DELETE FROM {table} WHERE {ids('instance_id', 'ids')}")

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from durafn.errors import InstanceExistsError, InstanceNotFoundError, InvalidInstanceStateError
-from durafn.models import FailureDetails, OrchestrationRuntimeStatus
+from durafn.models import FINAL_STATUSES, FailureDetails, OrchestrationRuntimeStatus
 from durafn.replay.history import (
     ExecutionStarted,
     HistoryEvent,
@@ -28,7 +28,6 @@ from durafn.store.base import (
 )
 from durafn.store.dialect import Dialect
 from durafn.store.driver import Conflict, Tx
-from durafn.store.queries import FINAL_STATUSES
 from durafn.store.statements import Statements
 
 
@@ -150,6 +149,7 @@ class StepWriter:
         at = self._dialect.ts(now)
         owner, until = lease if lease is not None else (None, None)
         started: list[Start] = []
+        replaced: list[str] = []
         for s in starts:
             row = tx.one(
                 self._sql.upsert,
@@ -168,8 +168,10 @@ class StepWriter:
             )
             if row is not None:
                 started.append(s)
-        if started:  # what a replaced, finished instance left behind
-            self.delete_owned(tx, sorted(s.instance_id for s in started))
+                if not row[1]:
+                    replaced.append(s.instance_id)
+        if replaced:  # what the replaced, finished instances left behind
+            self.delete_owned(tx, sorted(replaced))
         messages = {}
         for s in started:
             event = ExecutionStarted(
