@@ -44,7 +44,7 @@ from durafn.replay.history import (
 from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
-from durafn.store.base import InstanceRecord, NewActivity, OrchestrationWorkItem
+from durafn.store.base import InstanceRecord, NewActivity
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -64,11 +64,10 @@ class RuntimeSignals(Protocol):
     async def wait_for_finish(self, instance_id: str, timeout: float) -> InstanceRecord | None:
         """The instance as it finished in this process within ``timeout`` seconds, else None."""
 
-    def start_lease(self) -> tuple[str, datetime] | None:
-        """The lease a start takes to be handed to this process's dispatcher (None: do not)."""
-
-    def started(self, item: OrchestrationWorkItem) -> None:
-        """Hand an instance started under :meth:`start_lease` to the dispatcher."""
+    async def start(
+        self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
+    ) -> bool:
+        """Create the instance with its first step in the workers' process; False if not."""
 
 
 @dataclass(frozen=True)
@@ -185,17 +184,15 @@ class DurableOrchestrationClient:
             name = self._app.get_function(FunctionKind.ORCHESTRATOR, name).name
         instance_id = uuid.uuid4().hex if instance_id is None else validate_instance_id(instance_id)
         payload = encode(client_input, f"input of orchestrator '{name}'")
+        execution_id, now = uuid.uuid4().hex, _now()
+        # In the workers' process, the instance is created together with its first step.
+        if self._signals is not None and await self._signals.start(
+            instance_id, name, payload, execution_id, now
+        ):
+            return instance_id
         store = self._store.store
-        signals = self._signals
-        # In the workers' process the new instance goes straight to the dispatcher, leased to it.
-        lease = None if signals is None else signals.start_lease()
-        item = await self._store.run(
-            store.create_instance, instance_id, name, payload, uuid.uuid4().hex, _now(), lease=lease
-        )
-        if item is not None and signals is not None:
-            signals.started(item)
-        else:
-            self._work_added()
+        await self._store.run(store.create_instance, instance_id, name, payload, execution_id, now)
+        self._work_added()
         return instance_id
 
     def _work_added(self) -> None:

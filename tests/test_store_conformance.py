@@ -47,6 +47,7 @@ from durafn.replay.history import (
 from durafn.store import (
     ActivityWorkItem,
     NewActivity,
+    NewInstance,
     NewMessage,
     NewSubOrchestration,
     OrchestrationWorkItem,
@@ -1478,27 +1479,53 @@ def test_a_failing_call_in_a_batch_fails_alone(store: Store) -> None:
     assert {item.instance.instance_id for item in claim(store)} == {"a", "b", "c"}
 
 
-def test_a_start_leased_to_its_starter_is_its_claimed_work_item(store: Store) -> None:
-    item = store.create_instance("i1", "orch", '"in"', "e1", T0, lease=("w1", T0 + LEASE))
+def first_step(instance_id: str, execution_id: str, **fields: Any) -> StepCommit:
+    """The first step of an instance it creates, scheduling one activity."""
+    started = ExecutionStarted(timestamp=T0, name="orch", input='"in"', execution_id=execution_id)
+    scheduled = TaskScheduled(timestamp=T0, task_id=0, name="act", input="0")
+    return StepCommit(
+        instance_id,
+        execution_id,
+        "w1",
+        [],
+        [OrchestratorStarted(timestamp=T0), started, scheduled],
+        S.Running,
+        activities=[NewActivity(0, "act", "0")],
+        history_length=0,
+        new_instance=NewInstance("orch", '"in"'),
+        **fields,
+    )
 
-    assert item is not None
-    assert (item.instance.instance_id, item.instance.status) == ("i1", S.Pending)
-    assert (item.instance.execution_id, item.instance.input) == ("e1", '"in"')
-    [message] = item.messages
-    assert isinstance(message.event, ExecutionStarted) and message.event.input == '"in"'
-    assert claim(store, "w2", now=at(1)) == []  # leased: nobody else takes it
-    assert commit(store, item)
-    assert store.get_history("i1")[1] == message.event
-    # without a lease: no work item, and the instance is claimable
-    assert store.create_instance("i2", "orch", None, "e2", T0) is None
-    assert [i.instance.instance_id for i in claim(store, "w2", now=at(1))] == ["i2"]
+
+def test_a_first_step_creates_its_instance_in_the_same_commit(store: Store) -> None:
+    step = first_step("i1", "e1", lease_activities=1, lease_until=T0 + LEASE)
+
+    leased = store.commit_step(step, T0)
+
+    assert leased is not None and [w.task_id for w in leased] == [0]
+    record = store.get_instance("i1")
+    assert record is not None
+    assert (record.status, record.input, record.execution_id) == (S.Running, '"in"', "e1")
+    assert (record.history_length, record.created_time) == (3, T0)
+    assert store.get_history("i1") == step.history
+    assert claim(store, "w2", now=at(1)) == []  # no inbox message, and no lease left held
+    store.enqueue_message("i1", raised("e"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+    assert [i.instance.instance_id for i in claim(store, "w2", now=at(1))] == ["i1"]
 
 
-def test_a_leased_start_not_run_is_claimable_once_its_lease_ends(store: Store) -> None:
-    item = store.create_instance("i1", "orch", None, "e1", T0, lease=("w1", T0 + LEASE))
-    assert item is not None
-    store.release_leases("w1")
-    [again] = claim(store, "w2", now=at(1))
-    assert [m.id for m in again.messages] == [m.id for m in item.messages]
+def test_a_first_step_of_an_active_id_is_refused_and_writes_nothing(store: Store) -> None:
+    store.create_instance("i1", "orch", None, "e1", T0)
+
     with pytest.raises(InstanceExistsError):
-        store.create_instance("i1", "orch", None, "e9", at(2), lease=("w1", at(32)))
+        store.commit_step(first_step("i1", "e2"), T0)
+
+    record = store.get_instance("i1")
+    assert record is not None and (record.execution_id, record.status) == ("e1", S.Pending)
+    assert store.get_history("i1") == []
+    assert store.claim_activities("w1", T0, T0 + LEASE, 10) == []
+    # a finished one is replaced, its old history gone
+    assert commit(store, claim_one(store), status=S.Completed)
+    assert store.commit_step(first_step("i1", "e3"), at(1)) == []
+    history = store.get_history("i1")
+    assert len(history) == 3 and isinstance(history[1], ExecutionStarted)
+    assert history[1].execution_id == "e3"

@@ -9,7 +9,7 @@ import os
 import socket
 import uuid
 from collections.abc import Coroutine
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from durafn.app import App
@@ -80,12 +80,14 @@ class Runtime:
         self._db = db
         stopping = self._stopping = asyncio.Event()
 
-        def start_lease() -> tuple[str, datetime] | None:
-            if stopping.is_set():
-                return None
-            return self.worker_id, self._clock() + timedelta(seconds=self.config.lease_seconds)
+        async def starter(
+            instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
+        ) -> bool:
+            if stopping.is_set() or self.dispatcher is None:
+                return False
+            return await self.dispatcher.start_instance(instance_id, name, input, execution_id, now)
 
-        signals = self._signals = Signals(start_lease)
+        signals = self._signals = Signals(starter)
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
         args = (self.app, db, signals, self.config, self.worker_id, self._clock)
         self.dispatcher = Dispatcher(*args)

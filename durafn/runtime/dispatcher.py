@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from durafn.app import App
 from durafn.errors import FunctionNotFoundError
 from durafn.functions import FunctionKind
-from durafn.models import FINAL_STATUSES
+from durafn.models import FINAL_STATUSES, OrchestrationRuntimeStatus
 from durafn.replay.executor import OrchestrationExecutor, Step
-from durafn.replay.history import HistoryEvent, OrchestratorStarted
+from durafn.replay.history import ExecutionStarted, HistoryEvent, OrchestratorStarted
 from durafn.runtime.cache import ExecutorCache
 from durafn.runtime.config import RuntimeConfig
 from durafn.runtime.signals import Signals, wait
@@ -27,7 +27,13 @@ from durafn.runtime.steps import (
     triage,
 )
 from durafn.store.aio import AsyncStore
-from durafn.store.base import ActivityWorkItem, InstanceRecord, OrchestrationWorkItem, StepCommit
+from durafn.store.base import (
+    ActivityWorkItem,
+    InstanceRecord,
+    NewInstance,
+    OrchestrationWorkItem,
+    StepCommit,
+)
 
 if TYPE_CHECKING:
     from durafn.runtime.activities import ActivityWorker
@@ -62,6 +68,7 @@ class Dispatcher:
         self._clock = clock
         self.cache = ExecutorCache(config.cache_size)
         self.activities: ActivityWorker | None = None
+        self._starting = False
         """Where activities the dispatcher's commits lease to this host are run."""
         self._activities = {
             s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY
@@ -96,12 +103,10 @@ class Dispatcher:
         now = self._clock()
         lease_until = now + timedelta(seconds=self._config.lease_seconds)
         store = self._db.store
-        items = self._signals.take_started()
-        limit = self._config.orchestration_batch - len(items)
-        claimed = await self._db.run(
+        limit = self._config.orchestration_batch
+        items = await self._db.run(
             store.claim_orchestrations, self._worker_id, now, lease_until, limit
         )
-        items += claimed
         failed = False
         for item in items:
             try:
@@ -116,7 +121,7 @@ class Dispatcher:
         if failed:
             # a step that fails every time must not spin: retry at the polling pace
             await asyncio.sleep(self._config.poll_interval)
-        return len(claimed) >= limit
+        return len(items) >= limit
 
     async def _process(self, item: OrchestrationWorkItem) -> None:
         instance = item.instance
@@ -135,6 +140,53 @@ class Dispatcher:
             step = executor.apply(tri.events)
         commit = self._step_commit(instance, tri, step, now)
         await self._commit(commit, now, instance, None if step.done else executor)
+
+    async def start_instance(
+        self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
+    ) -> bool:
+        """Create an instance started in this process together with its first step, one
+        transaction instead of a start, a claim and a commit. Raises InstanceExistsError while
+        the id is active.
+
+        Only while no other start is under way: under a burst of starts, a start is faster
+        acknowledged as a plain create, and the dispatcher then runs the first steps in batches.
+        False then, and the caller creates the instance itself.
+        """
+        if self._starting:
+            return False
+        self._starting = True
+        try:
+            return await self._start_instance(instance_id, name, input, execution_id, now)
+        finally:
+            self._starting = False
+
+    async def _start_instance(
+        self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
+    ) -> bool:
+        record = InstanceRecord(
+            instance_id=instance_id,
+            name=name,
+            execution_id=execution_id,
+            status=OrchestrationRuntimeStatus.Pending,
+            input=input,
+            output=None,
+            custom_status=None,
+            created_time=now,
+            last_updated_time=now,
+        )
+        started = ExecutionStarted(timestamp=now, name=name, input=input, execution_id=execution_id)
+        tri = Triage(events=[OrchestratorStarted(timestamp=now), started])
+        # not from the cache: a live executor under this id belongs to a running instance,
+        # which this start will find active (InstanceExistsError) and must leave alone
+        executor = self._new_executor(record, [])
+        if executor is None:
+            message = str(FunctionNotFoundError("orchestrator", name))
+            step = missing_orchestrator_step(name, message)
+        else:
+            step = executor.apply(tri.events)
+        commit = self._step_commit(record, tri, step, now)
+        commit.new_instance = NewInstance(name, input)
+        return await self._commit(commit, now, record, None if step.done else executor)
 
     async def step_on_result(self, item: ActivityWorkItem, event: HistoryEvent) -> bool:
         """Run the next step of ``item``'s instance on the activity's result straight away, when
@@ -172,15 +224,23 @@ class Dispatcher:
         cached = self.cache.take(instance)
         if cached is not None:
             return cached.executor
-        try:
-            spec = self._app.get_function(FunctionKind.ORCHESTRATOR, instance.name)
-        except FunctionNotFoundError:
+        if not self._orchestrator_exists(instance.name):
             return None
         history = (
             await self._db.run(self._db.store.get_history, instance.instance_id)
             if instance.history_length
             else []
         )
+        return self._new_executor(instance, history)
+
+    def _new_executor(
+        self, instance: InstanceRecord, history: list[HistoryEvent]
+    ) -> OrchestrationExecutor | None:
+        """An executor replayed to ``history``; None when the orchestrator is not in the app."""
+        try:
+            spec = self._app.get_function(FunctionKind.ORCHESTRATOR, instance.name)
+        except FunctionNotFoundError:
+            return None
         return OrchestrationExecutor(
             spec.fn,
             instance_id=instance.instance_id,

@@ -8,42 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from durafn.store.base import InstanceRecord, OrchestrationWorkItem, Work
+from durafn.store.base import InstanceRecord, Work
 
-StartLease = Callable[[], "tuple[str, datetime] | None"]
-"""The lease (worker id, until) under which a start made in this process is handed straight to
-this host's dispatcher; None when it is not taking work (stopping)."""
+Starter = Callable[[str, str, "str | None", str, datetime], Awaitable[bool]]
+"""Runs a start made in the workers' process (instance id, orchestrator name, input, execution
+id, time): the instance is created with its first step, in one transaction. False when the
+workers are not taking work (stopping)."""
 
 
 class Signals:
     """Events the workers sleep on, so work added in this process starts at once."""
 
-    def __init__(self, start_lease: StartLease | None = None) -> None:
+    def __init__(self, starter: Starter | None = None) -> None:
         self.orchestrations = asyncio.Event()
         self.activities = asyncio.Event()
         self.timers = asyncio.Event()
         self._finished: dict[str, asyncio.Future[InstanceRecord]] = {}
-        self._start_lease = start_lease
-        self._started: list[OrchestrationWorkItem] = []
+        self._starter = starter
 
-    def start_lease(self) -> tuple[str, datetime] | None:
-        """The lease for a start made in this process (see StartLease), or None."""
-        return None if self._start_lease is None else self._start_lease()
-
-    def started(self, item: OrchestrationWorkItem) -> None:
-        """An instance started in this process under :meth:`start_lease`: its first step is
-        this host's to run, with no claim.
-        """
-        self._started.append(item)
-        self.orchestrations.set()
-
-    def take_started(self) -> list[OrchestrationWorkItem]:
-        """The instances handed over by :meth:`started` since the last call."""
-        started, self._started = self._started, []
-        return started
+    async def start(
+        self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
+    ) -> bool:
+        """Start an instance with its first step in this process (see Starter); False if not."""
+        if self._starter is None:
+            return False
+        return await self._starter(instance_id, name, input, execution_id, now)
 
     def work_added(self) -> None:
         """New messages or activities may be waiting in the store."""

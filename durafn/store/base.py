@@ -150,6 +150,14 @@ class NewSubOrchestration:
     parent_task_id: int
 
 
+@dataclass(frozen=True)
+class NewInstance:
+    """The instance a step creates as it commits that instance's first step."""
+
+    name: str
+    input: str | None
+
+
 @dataclass
 class StepCommit:
     """Everything one orchestration step changes, committed in one transaction."""
@@ -185,6 +193,11 @@ class StepCommit:
     """Lease up to this many of the new activities to ``worker_id`` until ``lease_until``, and
     return them from commit_step, so that the committing host runs them without a claim."""
     lease_until: datetime | None = None
+    new_instance: NewInstance | None = None
+    """Set on the first step of an instance started in the committer's own process: the
+    instance is created in the same transaction, as create_instance would but with no inbox
+    message (``history`` holds its ExecutionStarted). Raises InstanceExistsError, writing
+    nothing, when the id is active."""
 
 
 @dataclass(frozen=True)
@@ -214,14 +227,8 @@ class Store(Protocol):
         input: str | None,
         execution_id: str,
         now: datetime,
-        *,
-        lease: tuple[str, datetime] | None = None,
-    ) -> OrchestrationWorkItem | None:
+    ) -> None:
         """Create the instance as Pending with an ExecutionStarted message in its inbox.
-
-        With ``lease`` (worker id, until), the instance is created leased to that worker and
-        returned as its claimed work item, so that the starter's host runs the first step
-        without a claim; without, None.
 
         Raises InstanceExistsError when the id is Pending, Running or Suspended, decided by the
         database so that of concurrent starts exactly one wins. A Completed, Failed or Terminated

@@ -19,7 +19,6 @@ from sqlalchemy import Connection, Engine, select
 
 from durafn.errors import (
     DurafnError,
-    InstanceExistsError,
     InstanceNotFoundError,
     InvalidInstanceStateError,
 )
@@ -117,34 +116,15 @@ class SqlStore:
         input: str | None,
         execution_id: str,
         now: datetime,
-        *,
-        lease: tuple[str, datetime] | None = None,
-    ) -> OrchestrationWorkItem | None:
+    ) -> None:
         """Create the instance as Pending with an ExecutionStarted message (see Store)."""
         start = Start(instance_id, name, input, execution_id)
 
-        def op(tx: Tx) -> OrchestrationWorkItem | None:
-            started = self._writer.start_instances(tx, [start], now, lease)
-            if not started:
-                status = tx.scalar(self._sql.status, {"iid": instance_id})
-                raise InstanceExistsError(instance_id, status or "active")
-            if lease is None:
-                tx.announce(Work.ORCHESTRATIONS)
-                return None
-            record = InstanceRecord(
-                instance_id=instance_id,
-                name=name,
-                execution_id=execution_id,
-                status=OrchestrationRuntimeStatus.Pending,
-                input=input,
-                output=None,
-                custom_status=None,
-                created_time=now,
-                last_updated_time=now,
-            )
-            return OrchestrationWorkItem(record, [started[instance_id]])
+        def op(tx: Tx) -> None:
+            self._writer.start(tx, start, now)
+            tx.announce(Work.ORCHESTRATIONS)
 
-        return self._write(op)
+        self._write(op)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance, or None when there is none with that id."""

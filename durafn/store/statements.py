@@ -90,12 +90,10 @@ class Statements:
         self.delete_history = p("DELETE FROM history WHERE instance_id = :iid")
 
         # -- inbox
-        insert_inbox = (
+        self.insert_inbox = p(
             "INSERT INTO inbox (instance_id, execution_id, event_type, event, visible_at) "
             "VALUES (:instance_id, :execution_id, :event_type, :event, :visible_at)"
         )
-        self.insert_inbox = p(insert_inbox)
-        self.insert_inbox_returning = p(f"{insert_inbox} RETURNING id")
         self.messages = p(
             "SELECT id, instance_id, execution_id, event_type, event FROM inbox "
             f"WHERE {ids('instance_id', 'ids')} AND visible_at <= :now ORDER BY id"

@@ -20,7 +20,6 @@ from durafn.replay.history import (
 )
 from durafn.store.base import (
     ActivityWorkItem,
-    Message,
     NewActivity,
     NewSubOrchestration,
     StepCommit,
@@ -41,6 +40,17 @@ class Start:
     execution_id: str
     parent_instance_id: str | None = None
     parent_task_id: int | None = None
+
+    def event(self, now: datetime) -> ExecutionStarted:
+        """The ExecutionStarted event that begins its history."""
+        return ExecutionStarted(
+            timestamp=now,
+            name=self.name,
+            input=self.input,
+            execution_id=self.execution_id,
+            parent_instance_id=self.parent_instance_id,
+            parent_task_id=self.parent_task_id,
+        )
 
 
 def step_work(c: StepCommit, now: datetime) -> Work:
@@ -137,14 +147,16 @@ class StepWriter:
         starts: Sequence[Start],
         now: datetime,
         lease: tuple[str, datetime] | None = None,
-    ) -> dict[str, Message]:
-        """Insert each instance, or replace it if finished, with an ExecutionStarted message;
-        ``lease`` (owner, until) leases them to their starter, which then runs their first step
-        without a claim.
+        *,
+        message: bool = True,
+    ) -> set[str]:
+        """Insert each instance, or replace it if finished, with an ExecutionStarted message
+        (``message=False``: without, for a step that processes it at once); ``lease`` (owner,
+        until) leases them to their starter.
 
-        Returns the ids that started, each with its message; the others are active and were
-        left untouched. The database decides (unique key + ON CONFLICT ... WHERE finished), so
-        of concurrent starts of one id exactly one wins.
+        Returns the ids that started; the others are active and were left untouched. The
+        database decides (unique key + ON CONFLICT ... WHERE finished), so of concurrent starts
+        of one id exactly one wins.
         """
         at = self._dialect.ts(now)
         owner, until = lease if lease is not None else (None, None)
@@ -172,21 +184,29 @@ class StepWriter:
                     replaced.append(s.instance_id)
         if replaced:  # what the replaced, finished instances left behind
             self.delete_owned(tx, sorted(replaced))
-        messages = {}
-        for s in started:
-            event = ExecutionStarted(
-                timestamp=now,
-                name=s.name,
-                input=s.input,
-                execution_id=s.execution_id,
-                parent_instance_id=s.parent_instance_id,
-                parent_task_id=s.parent_task_id,
+        if message:
+            tx.many(
+                self._sql.insert_inbox,
+                [
+                    self.message_row(s.instance_id, s.event(now), now, s.execution_id)
+                    for s in started
+                ],
             )
-            row = self.message_row(s.instance_id, event, now, s.execution_id)
-            messages[s.instance_id] = Message(
-                tx.scalar(self._sql.insert_inbox_returning, row), event
-            )
-        return messages
+        return {s.instance_id for s in started}
+
+    def start(
+        self,
+        tx: Tx,
+        start: Start,
+        now: datetime,
+        lease: tuple[str, datetime] | None = None,
+        *,
+        message: bool = True,
+    ) -> None:
+        """Start one instance (see start_instances); InstanceExistsError if its id is active."""
+        if not self.start_instances(tx, [start], now, lease, message=message):
+            status = tx.scalar(self._sql.status, {"iid": start.instance_id})
+            raise InstanceExistsError(start.instance_id, status or "active")
 
     def apply_step(self, tx: Tx, c: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
         """Write everything ``c`` changes; None, with nothing written, if it is refused."""
@@ -201,6 +221,9 @@ class StepWriter:
             self._dialect.lock_instances(tx, [c.instance_id, *children], list(targets))
         at = self._dialect.ts(now)
         own = {"iid": c.instance_id}
+        if c.new_instance is not None:
+            start = Start(c.instance_id, c.new_instance.name, c.new_instance.input, c.execution_id)
+            self.start(tx, start, now, (c.worker_id, c.lease_until or now), message=False)
         # The guard comes first: a refused step writes nothing (so it can share a transaction
         # with other calls, see Store.batch).
         length = tx.scalar(
