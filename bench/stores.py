@@ -56,6 +56,20 @@ def _admin(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 
 @contextlib.contextmanager
+def _fresh(storage: str, kind: str, name: str, drop_option: str) -> Iterator[None]:
+    """A ``kind`` (SCHEMA, DATABASE) ``name`` created empty on ``storage``'s server and dropped
+    afterwards."""
+    drop = f"DROP {kind} IF EXISTS {name} {drop_option}"
+    with _admin(storage) as admin:
+        admin.execute(drop)
+        admin.execute(f"CREATE {kind} {name}")
+        try:
+            yield
+        finally:
+            admin.execute(drop)
+
+
+@contextlib.contextmanager
 def durafn_store(storage: str | None, sqlite_file: Path) -> Iterator[str]:
     """The store URL durafn runs one shape on."""
     if not is_postgres(storage):
@@ -66,13 +80,8 @@ def durafn_store(storage: str | None, sqlite_file: Path) -> Iterator[str]:
     assert storage is not None
     # the same database, seen through a schema of its own (as the test suite's stores are)
     url = make_url(storage).update_query_dict({"options": f"-csearch_path={DURAFN_SCHEMA}"})
-    with _admin(storage) as admin:
-        admin.execute(f"DROP SCHEMA IF EXISTS {DURAFN_SCHEMA} CASCADE")
-        admin.execute(f"CREATE SCHEMA {DURAFN_SCHEMA}")
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            admin.execute(f"DROP SCHEMA IF EXISTS {DURAFN_SCHEMA} CASCADE")
+    with _fresh(storage, "SCHEMA", DURAFN_SCHEMA, "CASCADE"):
+        yield url.render_as_string(hide_password=False)
 
 
 @contextlib.contextmanager
@@ -88,10 +97,5 @@ def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str
     # database of its own
     url = make_url(storage).set(drivername="postgresql", database=DBOS_DATABASE)
     url = url.difference_update_query(["synchronous"])
-    with _admin(storage) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DBOS_DATABASE}")
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {DBOS_DATABASE} WITH (FORCE)")
+    with _fresh(storage, "DATABASE", DBOS_DATABASE, "WITH (FORCE)"):
+        yield url.render_as_string(hide_password=False)
