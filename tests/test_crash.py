@@ -27,7 +27,9 @@ def run_crash_scenario(tmp_path: Path, instances: int, kills: int) -> None:
     env = {"DURAFN_CRASH_LOG": str(log_path)}
     storage = f"sqlite:///{tmp_path / 'crash.db'}"
     rng = random.Random(1234)
-    kill_times: list[float] = []
+    # each kill as (just before SIGKILL, once the process is gone): until it is gone, the host
+    # may still start an activity
+    kills_at: list[tuple[float, float]] = []
 
     host = HostProcess(project, storage, env=env)
     host.wait_ready()
@@ -48,8 +50,9 @@ def run_crash_scenario(tmp_path: Path, instances: int, kills: int) -> None:
                 assert answer.status_code == 202, answer.text
             pending_events = pending_events[max(1, instances // kills) :]
             time.sleep(rng.uniform(0.05, 0.6))
-            kill_times.append(time.time())
+            before = time.time()
             host.kill()
+            kills_at.append((before, time.time()))
             host = HostProcess(project, storage, env=env)
             host.wait_ready()
         for instance_id in pending_events:
@@ -92,11 +95,11 @@ def run_crash_scenario(tmp_path: Path, instances: int, kills: int) -> None:
             assert runs, f"{instance_id}/{name} never ran"
             # a re-run happens only across a kill: the activity was in flight when it came
             for earlier, later in itertools.pairwise(runs):
-                assert any(earlier <= k <= later for k in kill_times), (
+                assert any(before <= later and earlier <= gone for before, gone in kills_at), (
                     instance_id,
                     name,
                     runs,
-                    kill_times,
+                    kills_at,
                 )
 
 
