@@ -22,30 +22,17 @@ from sqlalchemy import (
 )
 
 from durafn.errors import BadRequestError
-from durafn.models import FINAL_STATUSES, InstanceQuery, OrchestrationRuntimeStatus
+from durafn.models import FINAL_STATUSES, InstanceQuery
 from durafn.store.base import InstanceRecord
 from durafn.store.schema import instances
+from durafn.store.statements import INSTANCE_FIELDS, instance_record
 
 IS_FINAL = instances.c.status.in_(sorted(s.value for s in FINAL_STATUSES))
 
 
-def to_record(row: Row[Any]) -> InstanceRecord:
-    """Build an InstanceRecord from a row holding the instances table's columns."""
-    m = row._mapping
-    return InstanceRecord(
-        instance_id=m["instance_id"],
-        name=m["name"],
-        execution_id=m["execution_id"],
-        status=OrchestrationRuntimeStatus(m["status"]),
-        input=m["input"],
-        output=m["output"],
-        custom_status=m["custom_status"],
-        created_time=m["created_time"],
-        last_updated_time=m["last_updated_time"],
-        parent_instance_id=m["parent_instance_id"],
-        parent_task_id=m["parent_task_id"],
-        history_length=m["history_length"],
-    )
+def _as_read(value: Any) -> Any:
+    """A time column as SQLAlchemy read it: UtcDateTime already made it an aware datetime."""
+    return value
 
 
 def filters(query: InstanceQuery) -> list[ColumnElement[bool]]:
@@ -80,7 +67,8 @@ def page_select(query: InstanceQuery) -> Select[Any]:
                 and_(c.created_time == created, c.instance_id > instance_id),
             )
         )
-    stmt = select(instances).where(*where).order_by(c.created_time, c.instance_id)
+    columns = [c[name] for name in INSTANCE_FIELDS]
+    stmt = select(*columns).where(*where).order_by(c.created_time, c.instance_id)
     if query.top is not None:
         if query.top < 1:
             raise BadRequestError(f"top must be 1 or more instances per page, not {query.top}")
@@ -92,7 +80,7 @@ def page_result(
     query: InstanceQuery, rows: Sequence[Row[Any]]
 ) -> tuple[list[InstanceRecord], str | None]:
     """Return the records of a page fetched with :func:`page_select`, and the next token."""
-    records = [to_record(row) for row in rows]
+    records = [instance_record(row, _as_read) for row in rows]
     if query.top is None or len(records) <= query.top:
         return records, None
     del records[query.top :]

@@ -41,7 +41,7 @@ from durafn.store.dialect import READ_ONLY, Dialect
 from durafn.store.driver import Connections, Tx
 from durafn.store.migrations import ensure_schema
 from durafn.store.schema import instances
-from durafn.store.statements import Statements
+from durafn.store.statements import Statements, instance_record
 from durafn.store.writes import Start, StepWriter
 
 T = TypeVar("T")
@@ -89,24 +89,6 @@ class SqlStore:
         with self._reader.connect() as conn:
             return op(conn)
 
-    def _record(self, row: Any) -> InstanceRecord:
-        """An InstanceRecord from a row of statements.INSTANCE_COLUMNS."""
-        ts = self._dialect.from_ts
-        return InstanceRecord(
-            instance_id=row[0],
-            name=row[1],
-            execution_id=row[2],
-            status=OrchestrationRuntimeStatus(row[3]),
-            input=row[4],
-            output=row[5],
-            custom_status=row[6],
-            created_time=ts(row[7]),
-            last_updated_time=ts(row[8]),
-            parent_instance_id=row[9],
-            parent_task_id=row[10],
-            history_length=row[11],
-        )
-
     # -- instances -------------------------------------------------------------------------------
 
     def create_instance(
@@ -129,7 +111,7 @@ class SqlStore:
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance, or None when there is none with that id."""
         rows = self._read_one(self._sql.instance, {"iid": instance_id})
-        return self._record(rows[0]) if rows else None
+        return instance_record(rows[0], self._dialect.from_ts) if rows else None
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """Return the current execution's history in order ([] for an unknown instance)."""
@@ -191,7 +173,7 @@ class SqlStore:
         )
         if not claimed:
             return []
-        records = {row[0]: self._record(row) for row in claimed}
+        records = {row[0]: instance_record(row, self._dialect.from_ts) for row in claimed}
         ids = self._dialect.ids(list(records))
         rows = tx.rows(sql.messages, {"ids": ids, "now": ts(now)})
         messages: dict[str, list[Message]] = {}
@@ -242,12 +224,15 @@ class SqlStore:
 
     def complete_activity(self, item: ActivityWorkItem, event: HistoryEvent, now: datetime) -> bool:
         """Delete the work item and put ``event`` in its instance's inbox (see Store)."""
-        final = {s.value for s in FINAL_STATUSES}
 
         def op(tx: Tx) -> bool:
             # Lock the instance before touching the item: the order a finishing step uses too.
             owner = tx.one(self._sql.owner, {"iid": item.instance_id})
-            if owner is None or owner[1] != item.execution_id or owner[0] in final:
+            if (
+                owner is None
+                or owner[1] != item.execution_id
+                or OrchestrationRuntimeStatus(owner[0]) in FINAL_STATUSES
+            ):
                 return False
             if not tx.count(self._sql.delete_activity, {"id": item.id}):
                 return False

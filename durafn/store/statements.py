@@ -6,15 +6,30 @@ The tables are those of ``schema.py``. Parameters are ``:name``; ``in_ids`` list
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
 from durafn.models import FINAL_STATUSES, OrchestrationRuntimeStatus
-from durafn.store.base import CONTROL_EVENT_TYPES
+from durafn.store.base import CONTROL_EVENT_TYPES, InstanceRecord
 from durafn.store.dialect import Dialect
 
-INSTANCE_COLUMNS = (
-    "instance_id, name, execution_id, status, input, output, custom_status, created_time, "
-    "last_updated_time, parent_instance_id, parent_task_id, history_length"
+INSTANCE_FIELDS = (
+    "instance_id",
+    "name",
+    "execution_id",
+    "status",
+    "input",
+    "output",
+    "custom_status",
+    "created_time",
+    "last_updated_time",
+    "parent_instance_id",
+    "parent_task_id",
+    "history_length",
 )
 """The columns an InstanceRecord is read from, in its field order."""
+INSTANCE_COLUMNS = ", ".join(INSTANCE_FIELDS)
 ACTIVITY_COLUMNS = "id, instance_id, execution_id, task_id, name, input, attempt"
 """The columns an ActivityWorkItem is read from, in its field order."""
 
@@ -24,6 +39,24 @@ IS_LIVE = f"status NOT IN ({_FINAL})"
 _CONTROL = ", ".join(f"'{t}'" for t in sorted(CONTROL_EVENT_TYPES))
 _SUSPENDED = OrchestrationRuntimeStatus.Suspended.value
 _RUNNING = OrchestrationRuntimeStatus.Running.value
+
+
+def instance_record(row: Sequence[Any], ts: Callable[[Any], datetime]) -> InstanceRecord:
+    """An InstanceRecord from a row of INSTANCE_FIELDS; ``ts`` reads its two time columns."""
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        execution_id=row[2],
+        status=OrchestrationRuntimeStatus(row[3]),
+        input=row[4],
+        output=row[5],
+        custom_status=row[6],
+        created_time=ts(row[7]),
+        last_updated_time=ts(row[8]),
+        parent_instance_id=row[9],
+        parent_task_id=row[10],
+        history_length=row[11],
+    )
 
 
 def _lease_free(table: str) -> str:
