@@ -39,7 +39,7 @@ def describe_dbos(storage: str | None) -> str:
     """Where DBOS's system databases are, for the header."""
     if is_postgres(storage):
         return f"PostgreSQL, database {DBOS_DATABASE} on the same server, fresh per shape"
-    return "SQLite, DBOS's own settings (rollback journal), a fresh file per shape"
+    return "SQLite, WAL, synchronous=NORMAL as durafn's, a fresh file per shape"
 
 
 @contextlib.contextmanager

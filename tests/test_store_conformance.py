@@ -1479,6 +1479,29 @@ def test_a_failing_call_in_a_batch_fails_alone(store: Store) -> None:
     assert {item.instance.instance_id for item in claim(store)} == {"a", "b", "c"}
 
 
+def test_a_refused_step_in_a_batch_writes_nothing_and_the_others_commit(store: Store) -> None:
+    # PostgreSQL sends a step's writes before its guard answers: the refusal found afterwards
+    # must undo them without losing the group's other calls
+    _, work, length = leased_activity(store)
+    store.enqueue_message("i1", raised("e"), at(1), allowed=ACTIVE_STATUSES, action="raise")
+    assert commit(store, claim_one(store, now=at(1)), now=at(1))  # the history moved on
+    before = store.get_history("i1")
+
+    outcomes = store.batch(
+        [
+            lambda: store.create_instance("a", "orch", None, "ea", T0),
+            lambda: store.commit_step(on_result(work, length, at(5)), at(5)),
+            lambda: store.create_instance("b", "orch", None, "eb", T0),
+        ]
+    )
+
+    assert [(o.value, o.error) for o in outcomes] == [(None, None)] * 3
+    assert store.get_history("i1") == before
+    assert {item.instance.instance_id for item in claim(store, now=at(6))} == {"a", "b"}
+    # the activity's work item is still there to be completed the ordinary way
+    assert store.complete_activity(work, TaskCompleted(timestamp=at(6), task_id=0), at(6))
+
+
 def first_step(instance_id: str, execution_id: str, **fields: Any) -> StepCommit:
     """The first step of an instance it creates, scheduling one activity."""
     started = ExecutionStarted(timestamp=T0, name="orch", input='"in"', execution_id=execution_id)

@@ -55,12 +55,19 @@ class Driver(Protocol):
         """Rewrite ``:name`` parameters into the driver's own placeholder style."""
         ...
 
+    def pipeline(self, conn: Any) -> contextlib.AbstractContextManager[Callable[[], None] | None]:
+        """Send a write transaction's statements without waiting for each reply, where the
+        driver can; yields a function that waits for every reply so far (None: each statement
+        already waits for its own).
+        """
+        ...
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """Start a transaction (a write one takes the write lock where the database has one)."""
         ...
 
-    def finish(self, conn: Any, cursor: Cursor, work: Work) -> None:
-        """Announce ``work`` to other hosts and commit."""
+    def finish(self, conn: Any, cursor: Cursor, work: Work, write: bool) -> None:
+        """Announce ``work`` to other hosts and commit (a read has nothing to commit)."""
         ...
 
     def abort(self, conn: Any) -> None:
@@ -87,14 +94,57 @@ class Conflict(Exception):
     """
 
 
+_UNREAD = object()
+
+
+class Refused(Exception):
+    """A write found, after sending statements that depend on it, that its guard refused: the
+    transaction is undone, and the store reports the refusal.
+    """
+
+
+class Pending:
+    """A statement sent ahead (see :meth:`Tx.later`) whose reply is read when needed."""
+
+    def __init__(self, cursor: Cursor, wait: Callable[[], None] | None) -> None:
+        self._cursor = cursor
+        self._wait = wait
+        self._row: Any = _UNREAD
+
+    @property
+    def ready(self) -> bool:
+        """True when the reply is already in (the driver does not pipeline)."""
+        return self._wait is None
+
+    def one(self) -> Any:
+        """The first row (None: no row), waiting for it if need be; read once, kept."""
+        if self._row is _UNREAD:
+            self._row = self._cursor.fetchone()
+        return self._row
+
+    def scalar(self) -> Any:
+        """The first column of the first row (None: no row)."""
+        row = self.one()
+        return None if row is None else row[0]
+
+    def count(self) -> int:
+        """The number of rows changed, waiting for it if need be."""
+        if self._wait is not None:
+            self._wait()
+        return self._cursor.rowcount
+
+
 class Tx:
     """One transaction: run prepared statements; :meth:`announce` work for other hosts."""
 
-    def __init__(self, cursor: Cursor) -> None:
+    def __init__(self, conn: Any, cursor: Cursor, wait: Callable[[], None] | None = None) -> None:
+        self.conn = conn
         self.cursor = cursor
         self.work = Work.NONE
         self.statements = 0
         """Statements run so far: none means a failure cannot have been caused by this one."""
+        self.wait = wait
+        """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
 
     def run(self, sql: str, params: Params | None = None) -> Cursor:
         """Execute ``sql`` (already prepared) and return the cursor."""
@@ -117,7 +167,16 @@ class Tx:
 
     def count(self, sql: str, params: Params | None = None) -> int:
         """Execute and return the number of rows changed."""
-        return self.run(sql, params).rowcount
+        return Pending(self.run(sql, params), self.wait).count()
+
+    def later(self, sql: str, params: Params) -> Pending:
+        """Execute ``sql`` without waiting for its reply where the driver pipelines: what
+        follows is sent at once, and the reply is read from the Pending when needed.
+        """
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        self.statements += 1
+        return Pending(cursor, self.wait)
 
     def many(self, sql: str, rows: Sequence[Params]) -> None:
         """Execute once per parameter set."""
@@ -171,12 +230,12 @@ class Connections:
         while True:
             conn = self._connection()
             cursor = conn.cursor()
-            tx = Tx(cursor)
+            tx = Tx(conn, cursor)
+            # a read is one statement: nothing to send ahead
+            pipeline = self._driver.pipeline(conn) if write else contextlib.nullcontext()
             try:
-                self._driver.begin(cursor, write)
-                result = op(tx)
-                self._driver.finish(conn, cursor, tx.work)
-                return result
+                with pipeline as tx.wait:
+                    return self._run(tx, op, write)
             except Exception as error:
                 broken = self._driver.is_disconnect(error, conn)
                 if broken:
@@ -195,6 +254,12 @@ class Connections:
             finally:
                 cursor.close()
 
+    def _run(self, tx: Tx, op: Callable[[Tx], T], write: bool) -> T:
+        self._driver.begin(tx.cursor, write)
+        result = op(tx)
+        self._driver.finish(tx.conn, tx.cursor, tx.work, write)
+        return result
+
     @contextlib.contextmanager
     def group(self) -> Iterator[None]:
         """One write transaction that the transactions started inside it join; committed at the
@@ -202,13 +267,14 @@ class Connections:
         """
         conn = self._connection()
         cursor = conn.cursor()
-        tx = Tx(cursor)
         try:
-            self._driver.begin(cursor, True)
-            self._local.group = tx
-            yield
-            self._local.group = None
-            self._driver.finish(conn, cursor, tx.work)
+            with self._driver.pipeline(conn) as wait:
+                tx = Tx(conn, cursor, wait)
+                self._driver.begin(cursor, True)
+                self._local.group = tx
+                yield
+                self._local.group = None
+                self._driver.finish(conn, cursor, tx.work, True)
         except BaseException as error:
             self._local.group = None
             if isinstance(error, Exception) and self._driver.is_disconnect(error, conn):

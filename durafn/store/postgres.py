@@ -7,8 +7,9 @@ LISTEN/NOTIFY (``pgnotify.py``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -86,14 +87,24 @@ class PostgresDialect:
         """``:name`` to psycopg's ``%(name)s``."""
         return named_to_pyformat(sql)
 
+    @contextlib.contextmanager
+    def pipeline(self, conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
+        """In psycopg's pipeline mode a transaction's statements go out together, and a write
+        waits for the server once or twice, not once per statement.
+        """
+        with conn.pipeline() as pipeline:
+            yield pipeline.sync
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """BEGIN for writers; a reader's one statement is its own transaction."""
         if write:
             cursor.execute("BEGIN")
 
-    def finish(self, conn: psycopg.Connection[Any], cursor: Cursor, work: Work) -> None:
+    def finish(
+        self, conn: psycopg.Connection[Any], cursor: Cursor, work: Work, write: bool
+    ) -> None:
         """NOTIFY the other hosts of ``work`` in the transaction, then commit."""
-        if conn.info.transaction_status != TransactionStatus.IDLE:
+        if write:
             self._announcer.announce(cursor, work)
             cursor.execute("COMMIT")
 

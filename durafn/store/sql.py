@@ -38,7 +38,7 @@ from durafn.store.base import (
     WorkListener,
 )
 from durafn.store.dialect import READ_ONLY, Dialect
-from durafn.store.driver import Connections, Tx
+from durafn.store.driver import Connections, Refused, Tx
 from durafn.store.migrations import ensure_schema
 from durafn.store.schema import instances
 from durafn.store.statements import Statements, instance_record
@@ -198,7 +198,10 @@ class SqlStore:
 
     def commit_step(self, commit: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
         """Apply one step atomically; the activities leased to the committer, or None (refused)."""
-        return self._write(lambda tx: self._writer.apply_step(tx, commit, now))
+        try:
+            return self._write(lambda tx: self._writer.apply_step(tx, commit, now))
+        except Refused:
+            return None
 
     def abandon_orchestration(self, instance_id: str, worker_id: str) -> None:
         """Give up a lease without consuming anything, so the messages are claimed again."""
@@ -234,7 +237,7 @@ class SqlStore:
                 or OrchestrationRuntimeStatus(owner[0]) in FINAL_STATUSES
             ):
                 return False
-            if not tx.count(self._sql.delete_activity, {"id": item.id}):
+            if tx.one(self._sql.delete_activity, {"id": item.id}) is None:
                 return False
             row = self._writer.message_row(item.instance_id, event, now, item.execution_id)
             tx.run(self._sql.insert_inbox, row)

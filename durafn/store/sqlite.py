@@ -8,6 +8,7 @@ also survives power loss.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -141,7 +142,11 @@ class SqliteDialect:
         if write:
             cursor.execute("BEGIN IMMEDIATE")
 
-    def finish(self, conn: sqlite3.Connection, cursor: Cursor, work: Work) -> None:
+    def pipeline(self, conn: sqlite3.Connection) -> contextlib.nullcontext[None]:
+        """None: an in-process database replies at once, there is nothing to send ahead."""
+        return contextlib.nullcontext()
+
+    def finish(self, conn: sqlite3.Connection, cursor: Cursor, work: Work, write: bool) -> None:
         """Commit; nothing to announce: the one host on the file learns of its work in-process."""
         if conn.in_transaction:
             conn.execute("COMMIT")

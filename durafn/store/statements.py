@@ -200,7 +200,7 @@ class Statements:
         )
         self.insert_activity = p(insert_activity)
         self.insert_leased_activity = p(f"{insert_activity} RETURNING {ACTIVITY_COLUMNS}")
-        self.delete_activity = p("DELETE FROM activities WHERE id = :id")
+        self.delete_activity = p("DELETE FROM activities WHERE id = :id RETURNING id")
 
         # -- leases
         self.set_leases = {

@@ -26,7 +26,7 @@ from durafn.store.base import (
     Work,
 )
 from durafn.store.dialect import Dialect
-from durafn.store.driver import Conflict, Tx
+from durafn.store.driver import Conflict, Pending, Refused, Tx
 from durafn.store.statements import Statements
 
 
@@ -63,6 +63,14 @@ def step_work(c: StepCommit, now: datetime) -> Work:
             Work.TIMERS if m.visible_at is not None and m.visible_at > now else Work.ORCHESTRATIONS
         )
     return work
+
+
+def _refused(guard: Pending) -> bool:
+    """Whether the guard's reply says the step was refused (False if the guard itself failed)."""
+    try:
+        return guard.scalar() is None
+    except Exception:  # the caller re-raises the failure it is handling
+        return False
 
 
 class StepWriter:
@@ -109,9 +117,10 @@ class StepWriter:
         work: Sequence[NewActivity],
         now: datetime,
         lease: tuple[str, datetime, int] | None = None,
-    ) -> list[ActivityWorkItem]:
+    ) -> list[Pending]:
         """Create activity work items; ``lease`` (owner, until, how many) leases the first ones
-        to their runner, and those are returned.
+        to their runner, and the replies of their inserts (an ActivityWorkItem's fields each)
+        are returned.
         """
         owner, until, leased = lease if lease is not None else (None, None, 0)
         rows = [
@@ -128,10 +137,7 @@ class StepWriter:
             }
             for n, a in enumerate(work)
         ]
-        items = [
-            ActivityWorkItem(*tx.one(self._sql.insert_leased_activity, row))
-            for row in rows[:leased]
-        ]
+        items = [tx.later(self._sql.insert_leased_activity, row) for row in rows[:leased]]
         tx.many(self._sql.insert_activity, rows[leased:])
         return items
 
@@ -209,9 +215,9 @@ class StepWriter:
             raise InstanceExistsError(start.instance_id, status or "active")
 
     def apply_step(self, tx: Tx, c: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
-        """Write everything ``c`` changes; None, with nothing written, if it is refused."""
-        sql = self._sql
-        new_execution = c.new_execution_id is not None
+        """Write everything ``c`` changes; None, with nothing written, if it is refused (or
+        Refused raised, where the driver sent writes ahead of the guard's reply: undo them).
+        """
         direct = c.activity_result is not None
         if direct and c.history_length is None:
             raise ValueError("a step on an activity result must give the history_length it is on")
@@ -219,21 +225,45 @@ class StepWriter:
         targets = {m.instance_id for m in c.messages} - children - {c.instance_id}
         if children or targets:
             self._dialect.lock_instances(tx, [c.instance_id, *children], list(targets))
-        at = self._dialect.ts(now)
-        own = {"iid": c.instance_id}
         if c.new_instance is not None:
             start = Start(c.instance_id, c.new_instance.name, c.new_instance.input, c.execution_id)
             self.start(tx, start, now, (c.worker_id, c.lease_until or now), message=False)
-        # The guard comes first: a refused step writes nothing (so it can share a transaction
-        # with other calls, see Store.batch).
-        length = tx.scalar(
-            sql.guards[
-                new_execution,
-                c.release,
-                direct,
-                c.history_length is not None,
-                c.status is OrchestrationRuntimeStatus.Running,
-            ],
+        guard = self._guard(tx, c, now)
+        if guard.ready or c.history_length is None:
+            length = guard.scalar()
+            if length is None:
+                return None
+        else:  # the writes go out before the guard's reply; the end checks it
+            length = c.history_length + len(c.history)
+        try:
+            deleted, leased = self._write_step(tx, c, now, length)
+            if guard.scalar() is None:
+                raise Refused(c.instance_id)
+        except Exception as error:
+            # A write sent ahead of a refused guard can fail on what the guard keeps out (the
+            # history numbers of a stale step, say): the refusal is what happened.
+            if not isinstance(error, Refused) and _refused(guard):
+                raise Refused(c.instance_id) from error
+            raise
+        if deleted is not None and deleted.one() is None:
+            # completed elsewhere between the guard's check and now (PostgreSQL, another host)
+            raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
+        tx.announce(step_work(c, now))
+        return [ActivityWorkItem(*item.one()) for item in leased]
+
+    def _guard(self, tx: Tx, c: StepCommit, now: datetime) -> Pending:
+        """Send the UPDATE of the instance row that admits the step: its reply is the new
+        history length, or no row when the step is refused.
+        """
+        guard = self._sql.guards[
+            c.new_execution_id is not None,
+            c.release,
+            c.activity_result is not None,
+            c.history_length is not None,
+            c.status is OrchestrationRuntimeStatus.Running,
+        ]
+        return tx.later(
+            guard,
             {
                 "iid": c.instance_id,
                 "worker": c.worker_id,
@@ -243,17 +273,26 @@ class StepWriter:
                 "status": c.status.value,
                 "output": c.output,
                 "custom_status": c.custom_status,
-                "now": at,
+                "now": self._dialect.ts(now),
                 "count": len(c.history),
                 "new_eid": c.new_execution_id,
                 "new_input": c.new_input,
             },
         )
-        if length is None:
-            return None
-        if direct and not tx.count(sql.delete_activity, {"id": c.activity_result}):
-            # completed elsewhere between the guard's check and now (PostgreSQL, another host)
-            raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
+
+    def _write_step(
+        self, tx: Tx, c: StepCommit, now: datetime, length: int
+    ) -> tuple[Pending | None, list[Pending]]:
+        """The step's writes after the guard, with history ending at ``length``; the delete of
+        the activity a direct step took, and the inserts of the activities leased to the
+        committer, whose replies the caller reads.
+        """
+        sql = self._sql
+        own = {"iid": c.instance_id}
+        deleted = None
+        if c.activity_result is not None:
+            deleted = tx.later(sql.delete_activity, {"id": c.activity_result})
+        new_execution = c.new_execution_id is not None
         execution_id = c.new_execution_id or c.execution_id
         if new_execution:
             for stmt in sql.delete_old_execution:
@@ -262,7 +301,7 @@ class StepWriter:
             tx.run(sql.delete_consumed, {**own, "ids": self._dialect.ids(c.consumed)})
         if c.history:
             self.insert_history(tx, c.instance_id, length - len(c.history), c.history)
-        leased: list[ActivityWorkItem] = []
+        leased: list[Pending] = []
         if c.activities:
             lease = None
             if c.lease_activities and c.lease_until is not None:
@@ -279,8 +318,7 @@ class StepWriter:
         if c.status in FINAL_STATUSES:
             for stmt in sql.delete_unfinished_work:
                 tx.run(stmt, own)
-        tx.announce(step_work(c, now))
-        return leased
+        return deleted, leased
 
     def rewind(
         self,
