@@ -81,7 +81,9 @@ def format_datetime(value: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix, the form the HTTP API uses."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    elif value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 MAX_INSTANCE_ID_LENGTH = 256

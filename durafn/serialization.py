@@ -15,6 +15,9 @@ from typing import Any
 
 from durafn.errors import SerializationError
 
+COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+"""Encodes JSON without spaces; one instance, as building an encoder per call costs more than
+a small value's encoding."""
 MAX_DEPTH = 64
 """Nesting beyond this is refused: it is almost always a cycle or hostile input."""
 
@@ -78,7 +81,7 @@ def encode(value: Any, what: str) -> str | None:
     """``value`` as compact JSON text (None stays None); SerializationError if it cannot be."""
     if value is None:
         return None
-    return json.dumps(to_jsonable(value, what), separators=(",", ":"))
+    return COMPACT_JSON.encode(to_jsonable(value, what))
 
 
 def decode(text: str | None) -> Any:

@@ -1479,6 +1479,38 @@ def test_a_failing_call_in_a_batch_fails_alone(store: Store) -> None:
     assert {item.instance.instance_id for item in claim(store)} == {"a", "b", "c"}
 
 
+def test_steps_in_a_batch_return_the_activities_leased_to_them(store: Store) -> None:
+    # in a group the replies are read once, before the commit: each step still gets its own
+    _, first, length = leased_activity(store)
+    store.create_instance("i2", "orch", None, "e2", T0)
+    claimed = claim_one(store)
+    scheduled = TaskScheduled(timestamp=at(1), task_id=1, name="next", input="1")
+    steps = [
+        on_result(first, length, at(1), scheduled, activities=[NewActivity(1, "next", "1")]),
+        StepCommit(
+            "i2",
+            "e2",
+            "w1",
+            [m.id for m in claimed.messages],
+            [OrchestratorStarted(timestamp=at(1)), claimed.messages[0].event],
+            S.Running,
+            activities=[NewActivity(n, f"act{n}", f"{n}") for n in range(2)],
+            history_length=0,
+        ),
+    ]
+    for step in steps:
+        step.lease_activities, step.lease_until = len(step.activities), at(1) + LEASE
+
+    outcomes = store.batch([lambda step=step: store.commit_step(step, at(1)) for step in steps])
+
+    assert [o.error for o in outcomes] == [None, None]
+    assert [[(w.instance_id, w.task_id, w.name) for w in o.value] for o in outcomes] == [
+        [("i1", 1, "next")],
+        [("i2", 0, "act0"), ("i2", 1, "act1")],
+    ]
+    assert store.claim_activities("w2", at(2), at(2) + LEASE, 10) == []  # all leased to w1
+
+
 def test_a_refused_step_in_a_batch_writes_nothing_and_the_others_commit(store: Store) -> None:
     # PostgreSQL sends a step's writes before its guard answers: the refusal found afterwards
     # must undo them without losing the group's other calls

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from durafn.models import FailureDetails, OrchestrationRuntimeStatus, format_datetime
+from durafn.serialization import COMPACT_JSON
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -213,7 +214,7 @@ def event_from_dict(data: dict[str, Any]) -> HistoryEvent:
 
 def encode_event(event: HistoryEvent) -> str:
     """The event as compact JSON text, for storage."""
-    return json.dumps(event_to_dict(event), separators=(",", ":"))
+    return COMPACT_JSON.encode(event_to_dict(event))
 
 
 def decode_event(text: str) -> HistoryEvent:

@@ -26,6 +26,7 @@ class Cursor(Protocol):
     """The part of a DB-API cursor the store uses."""
 
     rowcount: int
+    description: Any
 
     def execute(self, sql: str, params: Any = ...) -> Any:
         """Run one statement."""
@@ -110,6 +111,9 @@ class Pending:
         self._cursor = cursor
         self._wait = wait
         self._row: Any = _UNREAD
+        self._rowcount = cursor.rowcount
+        if wait is None:  # the reply is in: read it before the cursor runs another statement
+            self._row = cursor.fetchone() if cursor.description is not None else None
 
     @property
     def ready(self) -> bool:
@@ -131,7 +135,8 @@ class Pending:
         """The number of rows changed, waiting for it if need be."""
         if self._wait is not None:
             self._wait()
-        return self._cursor.rowcount
+            self._rowcount = self._cursor.rowcount
+        return self._rowcount
 
 
 class Tx:
@@ -145,6 +150,7 @@ class Tx:
         """Statements run so far: none means a failure cannot have been caused by this one."""
         self.wait = wait
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
+        self._checks: list[Callable[[], None]] = []
 
     def run(self, sql: str, params: Params | None = None) -> Cursor:
         """Execute ``sql`` (already prepared) and return the cursor."""
@@ -173,7 +179,8 @@ class Tx:
         """Execute ``sql`` without waiting for its reply where the driver pipelines: what
         follows is sent at once, and the reply is read from the Pending when needed.
         """
-        cursor = self.conn.cursor()
+        # a reply read later needs a cursor of its own; one read at once does not
+        cursor = self.cursor if self.wait is None else self.conn.cursor()
         cursor.execute(sql, params)
         self.statements += 1
         return Pending(cursor, self.wait)
@@ -183,6 +190,19 @@ class Tx:
         if rows:
             self.cursor.executemany(sql, rows)
             self.statements += 1
+
+    def before_commit(self, check: Callable[[], None]) -> None:
+        """Run ``check`` when every statement of the transaction has been sent, just before it
+        commits (an exception undoes it). Replies read there are waited for once for a whole
+        group of calls (see Connections.group), not once per call.
+        """
+        self._checks.append(check)
+
+    def settle(self) -> None:
+        """Run the checks of :meth:`before_commit`."""
+        checks, self._checks = self._checks, []
+        for check in checks:
+            check()
 
     def announce(self, work: Work) -> None:
         """Tell the other hosts, when this transaction commits, that ``work`` was added."""
@@ -257,6 +277,7 @@ class Connections:
     def _run(self, tx: Tx, op: Callable[[Tx], T], write: bool) -> T:
         self._driver.begin(tx.cursor, write)
         result = op(tx)
+        tx.settle()
         self._driver.finish(tx.conn, tx.cursor, tx.work, write)
         return result
 
@@ -274,6 +295,7 @@ class Connections:
                 self._local.group = tx
                 yield
                 self._local.group = None
+                tx.settle()
                 self._driver.finish(conn, cursor, tx.work, True)
         except BaseException as error:
             self._local.group = None

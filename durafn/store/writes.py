@@ -65,12 +65,19 @@ def step_work(c: StepCommit, now: datetime) -> Work:
     return work
 
 
-def _refused(guard: Pending) -> bool:
-    """Whether the guard's reply says the step was refused (False if the guard itself failed)."""
+def _raise_refusal(error: Exception, guard: Pending, c: StepCommit) -> None:
+    """Raise Refused, from ``error``, if the step's guard refused: a write sent ahead of a
+    refused guard can fail on what the guard keeps out (the history numbers of a stale step,
+    say), and then the refusal is what happened. Return otherwise.
+    """
+    if isinstance(error, (Refused, Conflict)):
+        return
     try:
-        return guard.scalar() is None
-    except Exception:  # the caller re-raises the failure it is handling
-        return False
+        refused = guard.scalar() is None
+    except Exception:  # the guard itself failed: that is the error being handled
+        return
+    if refused:
+        raise Refused(c.instance_id) from error
 
 
 class StepWriter:
@@ -233,23 +240,30 @@ class StepWriter:
             length = guard.scalar()
             if length is None:
                 return None
-        else:  # the writes go out before the guard's reply; the end checks it
+        else:  # the writes go out before the guard's reply; the check before commit reads it
             length = c.history_length + len(c.history)
+        leased: list[ActivityWorkItem] = []  # filled by the check, before the commit
         try:
-            deleted, leased = self._write_step(tx, c, now, length)
-            if guard.scalar() is None:
-                raise Refused(c.instance_id)
+            deleted, pending = self._write_step(tx, c, now, length)
         except Exception as error:
-            # A write sent ahead of a refused guard can fail on what the guard keeps out (the
-            # history numbers of a stale step, say): the refusal is what happened.
-            if not isinstance(error, Refused) and _refused(guard):
-                raise Refused(c.instance_id) from error
+            _raise_refusal(error, guard, c)
             raise
-        if deleted is not None and deleted.one() is None:
-            # completed elsewhere between the guard's check and now (PostgreSQL, another host)
-            raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
+
+        def check() -> None:
+            try:
+                if guard.scalar() is None:
+                    raise Refused(c.instance_id)
+                if deleted is not None and deleted.one() is None:
+                    # completed elsewhere between the guard's check and now (another host)
+                    raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
+                leased.extend(ActivityWorkItem(*item.one()) for item in pending)
+            except Exception as error:
+                _raise_refusal(error, guard, c)
+                raise
+
+        tx.before_commit(check)
         tx.announce(step_work(c, now))
-        return [ActivityWorkItem(*item.one()) for item in leased]
+        return leased
 
     def _guard(self, tx: Tx, c: StepCommit, now: datetime) -> Pending:
         """Send the UPDATE of the instance row that admits the step: its reply is the new
