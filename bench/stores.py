@@ -38,7 +38,15 @@ def describe_durafn(storage: str | None) -> str:
 def describe_dbos(storage: str | None) -> str:
     """Where DBOS's system databases are, for the header."""
     if is_postgres(storage):
-        return f"PostgreSQL, database {DBOS_DATABASE} on the same server, fresh per shape"
+        from sqlalchemy.engine import make_url
+
+        assert storage is not None
+        synchronous = str(make_url(storage).query.get("synchronous", "FULL")).upper()
+        commit = "off" if synchronous == "NORMAL" else "the server's own"
+        return (
+            f"PostgreSQL, database {DBOS_DATABASE} on the same server, fresh per shape, "
+            f"synchronous_commit {commit} (as durafn's synchronous={synchronous})"
+        )
     return "SQLite, WAL, synchronous=NORMAL as durafn's, a fresh file per shape"
 
 
@@ -94,8 +102,11 @@ def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str
 
     assert storage is not None
     # DBOS wants a plain postgresql:// URL (no durafn ?synchronous=), and keeps its tables in a
-    # database of its own
-    url = make_url(storage).set(drivername="postgresql", database=DBOS_DATABASE)
+    # database of its own; durafn's synchronous=NORMAL is given to it as the server setting
+    parsed = make_url(storage)
+    url = parsed.set(drivername="postgresql", database=DBOS_DATABASE)
     url = url.difference_update_query(["synchronous"])
+    if str(parsed.query.get("synchronous", "FULL")).upper() == "NORMAL":
+        url = url.update_query_dict({"options": "-c synchronous_commit=off"})
     with _fresh(storage, "DATABASE", DBOS_DATABASE, "WITH (FORCE)"):
         yield url.render_as_string(hide_password=False)

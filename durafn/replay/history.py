@@ -8,8 +8,10 @@ scheduling event (TaskScheduled, TimerCreated, SubOrchestrationInstanceCreated) 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from durafn.models import FailureDetails, OrchestrationRuntimeStatus, format_datetime
@@ -181,21 +183,30 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {
 _DATETIME_FIELDS = frozenset({"timestamp", "fire_at"})
 
 
-_FIELD_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
+def _json_ready(annotation: str) -> Callable[[Any], Any] | None:
+    """How a field annotated ``annotation`` is made JSON-ready (None: it already is)."""
+    if annotation.startswith("datetime"):
+        return format_datetime
+    if annotation.startswith("FailureDetails"):
+        return FailureDetails.to_json
+    if annotation.startswith("OrchestrationRuntimeStatus"):
+        return attrgetter("value")
+    return None
+
+
+# Worked out once per event type: every step encodes several events.
+_ENCODED_FIELDS = {
+    cls: tuple((f.name, _json_ready(str(f.type))) for f in fields(cls))
+    for cls in EVENT_TYPES.values()
+}
 
 
 def event_to_dict(event: HistoryEvent) -> dict[str, Any]:
     """A JSON-ready dict of the event with its type under ``"type"``; inverse of event_from_dict."""
     data: dict[str, Any] = {"type": event.event_type}
-    for name in _FIELD_NAMES[type(event)]:
+    for name, json_ready in _ENCODED_FIELDS[type(event)]:
         value = getattr(event, name)
-        if isinstance(value, datetime):
-            value = format_datetime(value)
-        elif isinstance(value, FailureDetails):
-            value = value.to_json()
-        elif isinstance(value, OrchestrationRuntimeStatus):
-            value = value.value
-        data[name] = value
+        data[name] = value if json_ready is None or value is None else json_ready(value)
     return data
 
 

@@ -103,12 +103,6 @@ def _create_engine(path: Path, synchronous: str) -> Engine:
     return engine
 
 
-def _utc_text(value: datetime) -> str:
-    if value.utcoffset():
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 class SqliteDialect:
     """SqlStore's SQLite specifics: no row locks (BEGIN IMMEDIATE serializes), a host file lock.
 
@@ -127,7 +121,6 @@ class SqliteDialect:
         self._lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
         self._checkpointer: Checkpointer | None = None
-        self._last_ts: tuple[datetime | None, str] = (None, "")
 
     def connect(self) -> sqlite3.Connection:
         """A connection of the store's own, configured like the engine's, that leaves
@@ -181,12 +174,9 @@ class SqliteDialect:
 
     def ts(self, value: datetime) -> str:
         """Fixed-width UTC text (a naive datetime is taken to be UTC)."""
-        last = self._last_ts  # a step binds the same few times many times over
-        if last[0] is value:
-            return last[1]
-        text = _utc_text(value)
-        self._last_ts = (value, text)
-        return text
+        if value.utcoffset():
+            value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def from_ts(self, value: str) -> datetime:
         """Parse the stored text as UTC."""
