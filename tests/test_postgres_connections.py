@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -15,6 +16,7 @@ from durafn.models import OrchestrationRuntimeStatus
 from durafn.replay.history import OrchestratorStarted, TaskScheduled
 from durafn.store import StepCommit, Store, open_store
 from durafn.store.base import NewActivity
+from durafn.store.driver import Tx
 
 pytestmark = pytest.mark.postgres
 
@@ -72,3 +74,17 @@ def test_calls_after_the_server_hung_up_succeed_on_new_connections(
 
     hang_up_everyone(postgres_admin)
     assert len(pg_store.get_history(item.instance.instance_id)) == 3  # a lone read
+
+
+def test_a_read_in_a_pipelined_transaction_gets_its_own_reply(pg_store: Store) -> None:
+    # A reply bigger than the server's send buffer arrives unasked while later statements are
+    # being sent; it must not be taken for the reply of the statement read next.
+    connections = pg_store._connections  # type: ignore[attr-defined]  # the driver under test
+
+    def op(tx: Tx) -> Any:
+        assert tx.wait is not None  # a write transaction on PostgreSQL is pipelined
+        tx.run("SELECT repeat('x', 100000)")
+        time.sleep(0.1)  # the big reply is on its way meanwhile
+        return tx.one("SELECT 2 AS answer")
+
+    assert connections.transaction(op) == (2,)

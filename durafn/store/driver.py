@@ -152,19 +152,18 @@ class Tx:
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
         self._checks: list[Callable[[], None]] = []
 
-    def run(self, sql: str, params: Params | None = None) -> Cursor:
-        """Execute ``sql`` (already prepared) and return the cursor."""
+    def run(self, sql: str, params: Params | None = None) -> None:
+        """Execute ``sql`` (already prepared); its reply is not read."""
         self.cursor.execute(sql, params if params is not None else {})
         self.statements += 1
-        return self.cursor
 
     def rows(self, sql: str, params: Params | None = None) -> list[Any]:
         """Execute and fetch every row."""
-        return self.run(sql, params).fetchall()
+        return self._replying(sql, params).fetchall()
 
     def one(self, sql: str, params: Params | None = None) -> Any:
         """Execute and fetch the first row (None: no row)."""
-        return self.run(sql, params).fetchone()
+        return self._replying(sql, params).fetchone()
 
     def scalar(self, sql: str, params: Params | None = None) -> Any:
         """Execute and return the first column of the first row (None: no row)."""
@@ -173,17 +172,24 @@ class Tx:
 
     def count(self, sql: str, params: Params | None = None) -> int:
         """Execute and return the number of rows changed."""
-        return Pending(self.run(sql, params), self.wait).count()
+        return Pending(self._replying(sql, params), self.wait).count()
 
     def later(self, sql: str, params: Params) -> Pending:
         """Execute ``sql`` without waiting for its reply where the driver pipelines: what
         follows is sent at once, and the reply is read from the Pending when needed.
         """
-        # a reply read later needs a cursor of its own; one read at once does not
+        return Pending(self._replying(sql, params), self.wait)
+
+    def _replying(self, sql: str, params: Params | None) -> Cursor:
+        """Execute on a cursor whose reply is this statement's alone. Where the driver
+        pipelines, replies to earlier statements can land on a shared cursor after it started
+        this one (psycopg sets each reply on the cursor that sent it, whenever it arrives), so
+        a statement whose reply is read gets a cursor of its own.
+        """
         cursor = self.cursor if self.wait is None else self.conn.cursor()
-        cursor.execute(sql, params)
+        cursor.execute(sql, params if params is not None else {})
         self.statements += 1
-        return Pending(cursor, self.wait)
+        return cursor
 
     def many(self, sql: str, rows: Sequence[Params]) -> None:
         """Execute once per parameter set."""
