@@ -151,6 +151,7 @@ class Tx:
         self.wait = wait
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
         self._checks: list[Callable[[], None]] = []
+        self._reader: Cursor | None = None
 
     def run(self, sql: str, params: Params | None = None) -> None:
         """Execute ``sql`` (already prepared); its reply is not read."""
@@ -178,15 +179,23 @@ class Tx:
         """Execute ``sql`` without waiting for its reply where the driver pipelines: what
         follows is sent at once, and the reply is read from the Pending when needed.
         """
-        return Pending(self._replying(sql, params), self.wait)
+        return Pending(self._replying(sql, params, read_now=False), self.wait)
 
-    def _replying(self, sql: str, params: Params | None) -> Cursor:
+    def _replying(self, sql: str, params: Params | None, *, read_now: bool = True) -> Cursor:
         """Execute on a cursor whose reply is this statement's alone. Where the driver
-        pipelines, replies to earlier statements can land on a shared cursor after it started
-        this one (psycopg sets each reply on the cursor that sent it, whenever it arrives), so
-        a statement whose reply is read gets a cursor of its own.
+        pipelines, psycopg sets each reply on the cursor that sent it whenever the reply
+        arrives, so a reply to an earlier statement could land on a shared cursor after a later
+        one started on it. Statements whose replies are not read share one cursor; a reply read
+        at once uses another, which never has a reply outstanding; one read later, its own.
         """
-        cursor = self.cursor if self.wait is None else self.conn.cursor()
+        if self.wait is None:
+            cursor = self.cursor
+        elif read_now:
+            if self._reader is None:
+                self._reader = self.conn.cursor()
+            cursor = self._reader
+        else:
+            cursor = self.conn.cursor()
         cursor.execute(sql, params if params is not None else {})
         self.statements += 1
         return cursor
