@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,10 +30,20 @@ def two(req: df.HttpRequest) -> str:
 """
 
 
-def wait_for(url: str, status: int, timeout: float = 30.0) -> httpx.Response:
+def wait_for(
+    url: str, status: int, timeout: float = 30.0, save: Callable[[], object] | None = None
+) -> httpx.Response:
+    """GET ``url`` until it answers ``status``; ``save`` writes the file now and again every
+    two seconds: uvicorn's reloader takes its first look at the files' times only after it
+    started, so a save made before that look goes unnoticed, as it would for a user.
+    """
     deadline = time.monotonic() + timeout
     last: object = None
+    saved_at = -math.inf
     while time.monotonic() < deadline:
+        if save is not None and time.monotonic() - saved_at >= 2:
+            save()
+            saved_at = time.monotonic()
         try:
             last = response = httpx.get(url, timeout=2)
             if response.status_code == status:
@@ -51,15 +63,19 @@ def test_reload_picks_up_a_new_route_and_survives_a_broken_save(tmp_path: Path) 
         assert wait_for(f"{host.url}/api/one", 200).text == "one"
         assert httpx.get(f"{host.url}/api/two").status_code == 404
 
-        app_file.write_text(APP + SECOND_ROUTE)
-        assert wait_for(f"{host.url}/api/two", 200).text == "two"
+        two = wait_for(
+            f"{host.url}/api/two", 200, save=lambda: app_file.write_text(APP + SECOND_ROUTE)
+        )
+        assert two.text == "two"
 
         # a half-edited file: the host answers 503 with the reason and waits for the next save
-        app_file.write_text(APP + "\n@app.route(\n")
-        broken = wait_for(f"{host.url}/api/one", 503)
+        half_edited = APP + "\n@app.route(\n"
+        broken = wait_for(f"{host.url}/api/one", 503, save=lambda: app_file.write_text(half_edited))
         assert "function_app.py" in broken.json()["error"]
-        app_file.write_text(APP)
-        assert wait_for(f"{host.url}/api/one", 200).text == "one"
+        assert (
+            wait_for(f"{host.url}/api/one", 200, save=lambda: app_file.write_text(APP)).text
+            == "one"
+        )
     finally:
         code = host.stop()
     assert code == 0, host.output()
