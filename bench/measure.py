@@ -120,24 +120,33 @@ async def latency(engine: Engine, count: int) -> list[Result]:
     ]
 
 
-async def fan_out(engine: Engine, width: int) -> list[Result]:
-    """One fan-out/fan-in of ``width`` steps."""
-    seconds, output = await timed(engine.fan_out(width))
-    expect(output, width * (width + 1) // 2, f"a fan-out of {width}")
-    return [Result(f"fan-out/fan-in of {width}", seconds * 1000, "ms")]
+async def fan_out(engine: Engine, width: int, rounds: int) -> list[Result]:
+    """A fan-out/fan-in of ``width`` steps, the median of ``rounds`` runs."""
+    samples = []
+    for _ in range(rounds):
+        seconds, output = await timed(engine.fan_out(width))
+        expect(output, width * (width + 1) // 2, f"a fan-out of {width}")
+        samples.append(seconds * 1000)
+    detail = f"median of {rounds}" if rounds > 1 else ""
+    return [Result(f"fan-out/fan-in of {width}", statistics.median(samples), "ms", detail)]
 
 
-async def chains(engine: Engine, length: int) -> list[Result]:
-    """Sequential chains of ``length`` and ``2 * length`` steps, and the growth ratio."""
-    figures = []
-    for steps in (length, 2 * length):
-        seconds, output = await timed(engine.chain(steps))
-        expect(output, steps, f"a chain of {steps}")
-        figures.append(seconds)
-    growth = f"x{figures[1] / figures[0]:.2f} of {length}"
+async def chains(engine: Engine, length: int, rounds: int) -> list[Result]:
+    """Sequential chains of ``length`` and ``2 * length`` steps, each the median of ``rounds``
+    runs (the lengths taking turns, so a noisy moment does not land on one length only), and
+    the growth ratio."""
+    samples: dict[int, list[float]] = {length: [], 2 * length: []}
+    for _ in range(rounds):
+        for steps, seconds_taken in samples.items():
+            seconds, output = await timed(engine.chain(steps))
+            expect(output, steps, f"a chain of {steps}")
+            seconds_taken.append(seconds)
+    short, long = (statistics.median(samples[n]) for n in (length, 2 * length))
+    note = f"median of {rounds}" if rounds > 1 else ""
+    growth = f"x{long / short:.2f} of {length}"
     return [
-        Result(f"chain of {length}", figures[0], "s"),
-        Result(f"chain of {2 * length}", figures[1], "s", growth),
+        Result(f"chain of {length}", short, "s", note),
+        Result(f"chain of {2 * length}", long, "s", f"{note}, {growth}" if note else growth),
     ]
 
 
@@ -150,6 +159,6 @@ def common_shapes(quick: bool) -> dict[str, Shape]:
     return {
         "throughput": lambda engine: throughput(engine, 1000 // scale, 16),
         "latency": lambda engine: latency(engine, 200 // scale),
-        "fan-out": lambda engine: fan_out(engine, 100),
-        "chains": lambda engine: chains(engine, 1000 // scale),
+        "fan-out": lambda engine: fan_out(engine, 100, 1 if quick else 5),
+        "chains": lambda engine: chains(engine, 1000 // scale, 1 if quick else 3),
     }
