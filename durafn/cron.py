@@ -81,7 +81,8 @@ class CronScheduler:
 
     Sync functions run in a thread, ``async def`` ones in the event loop. A run is never
     overlapped by the next one; runs missed meanwhile are coalesced into one, marked past due.
-    An exception is logged and the schedule goes on.
+    An exception is logged and the schedule goes on. Of the hosts sharing a store, one makes
+    each run.
     """
 
     def __init__(self, runtime: Runtime, *, past_due_seconds: float = PAST_DUE_SECONDS) -> None:
@@ -165,6 +166,12 @@ class CronScheduler:
     async def _invoke(self, spec: FunctionSpec) -> None:
         queued = self._due.get(spec.name)
         due = queued.popleft() if queued else []
+        # Every host sharing the store schedules the function; the one that claims the run
+        # makes it. Runs missed and coalesced are claimed by their last due time, the one the
+        # other hosts also reach.
+        if due and not await self.runtime.claim_schedule_run(spec.name, due[-1]):
+            log.debug("schedule function '%s' due at %s runs on another host", spec.name, due[-1])
+            return
         timer_arg, client_arg = _call_arguments(spec)
         kwargs: dict[str, Any] = {}
         if timer_arg is not None:

@@ -201,6 +201,18 @@ def test_timers_fire_once_across_hosts_and_after_their_host_died(cluster: Cluste
 
 
 @pytest.mark.postgres
+def test_each_cron_run_is_made_by_one_host(cluster: Cluster) -> None:
+    hosts = cluster.start(2)  # both schedule `tick` every second
+    time.sleep(4)
+    for host in hosts:
+        host.stop(signal.SIGTERM)
+
+    due_times = [run.fields[0] for run in cluster.runs("tick")]
+    assert len(set(due_times)) >= 3
+    assert len(due_times) == len(set(due_times)), due_times  # none made twice
+
+
+@pytest.mark.postgres
 def test_work_a_client_adds_is_picked_up_at_once_not_at_the_next_poll(postgres_url: str) -> None:
     app = df.App()
 

@@ -57,6 +57,8 @@ from durafn.store import (
     WorkListener,
     open_store,
 )
+from durafn.store.base import SCHEDULE_RUNS_KEPT
+from durafn.store.migrations import SCHEMA_VERSION, UPGRADABLE_FROM
 
 S = OrchestrationRuntimeStatus
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -1135,7 +1137,7 @@ def raw_engine(store: Store) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(url)
 
 
-@pytest.mark.parametrize("version", [2, 0])
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, UPGRADABLE_FROM - 1])
 def test_schema_of_another_version_is_refused(store: Store, version: int) -> None:
     engine = raw_engine(store)
     try:
@@ -1144,12 +1146,33 @@ def test_schema_of_another_version_is_refused(store: Store, version: int) -> Non
 
         with pytest.raises(StoreSchemaError) as refused:
             open_store(store.url)
-        expected = "upgrade durafn" if version > 1 else "new database"
+        expected = "upgrade durafn" if version > SCHEMA_VERSION else "new database"
         assert expected in str(refused.value)
 
         with engine.begin() as conn:
-            conn.exec_driver_sql("UPDATE schema_info SET version = 1")
+            conn.exec_driver_sql(f"UPDATE schema_info SET version = {SCHEMA_VERSION}")
         open_store(store.url).close()
+    finally:
+        engine.dispose()
+
+
+def test_a_version_1_schema_is_upgraded_keeping_its_data(store: Store) -> None:
+    store.create_instance("kept", "orch", None, "e1", T0)
+    engine = raw_engine(store)
+    try:
+        with engine.begin() as conn:  # what version 1 had: no schedule_runs
+            conn.exec_driver_sql("DROP TABLE schedule_runs")
+            conn.exec_driver_sql("UPDATE schema_info SET version = 1")
+
+        upgraded = open_store(store.url)
+        try:
+            assert upgraded.get_instance("kept") is not None
+            assert upgraded.claim_schedule_run("tick", T0, "w1", T0)
+        finally:
+            upgraded.close()
+        with engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT version FROM schema_info").scalar()
+        assert version == SCHEMA_VERSION
     finally:
         engine.dispose()
 
@@ -1584,3 +1607,48 @@ def test_a_first_step_of_an_active_id_is_refused_and_writes_nothing(store: Store
     history = store.get_history("i1")
     assert len(history) == 3 and isinstance(history[1], ExecutionStarted)
     assert history[1].execution_id == "e3"
+
+
+# -- schedule runs (cron) ----------------------------------------------------------------------
+
+
+def test_a_schedule_run_is_claimed_once_per_due_time(store: Store) -> None:
+    assert store.claim_schedule_run("tick", at(1), "w1", at(1))
+    assert not store.claim_schedule_run("tick", at(1), "w2", at(1))  # another host, same run
+    assert not store.claim_schedule_run("tick", at(1), "w1", at(2))
+    assert store.claim_schedule_run("tick", at(2), "w2", at(2))  # the next run
+    assert store.claim_schedule_run("other", at(1), "w2", at(2))  # another schedule
+
+
+def test_concurrent_claims_of_one_schedule_run_make_one_winner(store: Store) -> None:
+    hosts = [f"w{n}" for n in range(8)]
+    stores = [open_store(store.url) for _ in hosts]
+    barrier = threading.Barrier(len(hosts))
+    won: list[str] = []
+
+    def claim(host: str, own: Store) -> None:
+        barrier.wait()
+        if own.claim_schedule_run("tick", at(1), host, at(1)):
+            won.append(host)
+
+    try:
+        threads = [
+            threading.Thread(target=claim, args=pair) for pair in zip(hosts, stores, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for own in stores:
+            own.close()
+    assert len(won) == 1
+
+
+def test_old_schedule_runs_are_forgotten(store: Store) -> None:
+    assert store.claim_schedule_run("tick", at(0), "w1", at(0))
+    later = at(0) + SCHEDULE_RUNS_KEPT + timedelta(seconds=1)
+    assert store.claim_schedule_run("tick", later, "w1", later)  # prunes what is older than kept
+
+    # a claim of a due time that old is no longer refused: nobody could still be making it
+    assert store.claim_schedule_run("tick", at(0), "w2", later)

@@ -103,6 +103,15 @@ class Runtime:
             self._listener = listener
             self._spawn(listen_for_work(listener, signals, stopping), "listener")
 
+    async def claim_schedule_run(self, name: str, due: datetime) -> bool:
+        """Whether this host makes the run of cron function ``name`` due at ``due``: of the
+        hosts sharing a store, each of which schedules it, exactly one gets True.
+        """
+        if self._db is None:
+            raise RuntimeError("the Runtime is not started; use 'async with Runtime(app) as rt'")
+        db = self._db
+        return await db.run(db.store.claim_schedule_run, name, due, self.worker_id, self._clock())
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"durafn {name}"))
 

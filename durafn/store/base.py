@@ -20,12 +20,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 from durafn.replay.history import HistoryEvent
 
+SCHEDULE_RUNS_KEPT = timedelta(hours=1)
+"""How long a claimed cron run is remembered: far longer than hosts' clocks or schedulers
+drift apart, so no host makes a run another already made."""
 CONTROL_EVENT_TYPES = frozenset({"ExecutionTerminated", "ExecutionSuspended", "ExecutionResumed"})
 """Message types a Suspended instance still processes (the others wait until it is resumed)."""
 
@@ -326,6 +329,13 @@ class Store(Protocol):
 
     def next_visible_time(self, now: datetime) -> datetime | None:
         """The earliest ``visible_at`` after ``now`` of any message (the next timer), or None."""
+        ...
+
+    def claim_schedule_run(self, name: str, due: datetime, worker_id: str, now: datetime) -> bool:
+        """Claim the run of cron function ``name`` due at ``due`` for ``worker_id``: True for
+        the one claim that makes it, False for every other (hosts sharing the store). Claims
+        more than SCHEDULE_RUNS_KEPT older than ``now`` are forgotten.
+        """
         ...
 
     def rewind_instance(

@@ -155,6 +155,16 @@ class ActivityRow(_Base, table=True):
     created_time: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class ScheduleRunRow(_Base, table=True):
+    """A run of a cron function, claimed by the host that makes it: one host per due time."""
+
+    __tablename__ = "schedule_runs"
+
+    name: str = Field(sa_column=Column(String(256), primary_key=True))
+    due: datetime = Field(sa_column=Column(UtcDateTime, primary_key=True))
+    host: str = Field(sa_column=Column(String(256), nullable=False))
+
+
 class SchemaInfoRow(_Base, table=True):
     """The schema version of the database (one row)."""
 
@@ -171,4 +181,5 @@ instances: Table = METADATA.tables["instances"]
 history: Table = METADATA.tables["history"]
 inbox: Table = METADATA.tables["inbox"]
 activities: Table = METADATA.tables["activities"]
+schedule_runs: Table = METADATA.tables["schedule_runs"]
 schema_info: Table = METADATA.tables["schema_info"]

@@ -27,6 +27,7 @@ from durafn.replay.history import HistoryEvent, decode_event
 from durafn.store import queries
 from durafn.store.base import (
     CONTROL_EVENT_TYPES,
+    SCHEDULE_RUNS_KEPT,
     ActivityWorkItem,
     InstanceRecord,
     Message,
@@ -287,6 +288,19 @@ class SqlStore:
         rows = self._read_one(self._sql.next_visible, {"now": self._dialect.ts(now)})
         found = rows[0][0] if rows else None
         return None if found is None else self._dialect.from_ts(found)
+
+    def claim_schedule_run(self, name: str, due: datetime, worker_id: str, now: datetime) -> bool:
+        """Claim one run of a cron function for ``worker_id``; True for the one claim that
+        makes it (see Store). The database's unique key decides between hosts.
+        """
+        ts = self._dialect.ts
+
+        def op(tx: Tx) -> bool:
+            tx.run(self._sql.forget_schedule_runs, {"before": ts(now - SCHEDULE_RUNS_KEPT)})
+            claimed = {"name": name, "due": ts(due), "host": worker_id}
+            return tx.one(self._sql.claim_schedule_run, claimed) is not None
+
+        return self._write(op)
 
     def rewind_instance(
         self,

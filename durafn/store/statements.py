@@ -136,6 +136,11 @@ class Statements:
             f"DELETE FROM inbox WHERE instance_id = :iid AND {ids('id', 'ids')}"
         )
         self.next_visible = p("SELECT min(visible_at) FROM inbox WHERE visible_at > :now")
+        self.forget_schedule_runs = p("DELETE FROM schedule_runs WHERE due < :before")
+        self.claim_schedule_run = p(
+            "INSERT INTO schedule_runs (name, due, host) VALUES (:name, :due, :host) "
+            "ON CONFLICT (name, due) DO NOTHING RETURNING name"
+        )
         # Continue-as-new: the old execution's history, work and timers go; buffered events
         # (no execution id) stay, moved behind the events the new execution carried over so the
         # new execution still receives every event in arrival order.

@@ -51,3 +51,9 @@ def ring(instance_id: str) -> str:
 @app.orchestrator
 def hold(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("go"))
+
+
+@app.schedule(schedule="* * * * * *", arg_name="timer")
+def tick(timer: df.TimerRequest) -> None:
+    """Every second, on whichever host claims the run."""
+    log("tick", timer.scheduled_time.isoformat() if timer.scheduled_time else "unknown")
