@@ -61,7 +61,7 @@ def test_a_call_that_fails_outside_the_store_reaches_only_its_caller(tmp_path: P
     def explode() -> None:
         raise OSError("disk gone")
 
-    async def main() -> list[Any]:
+    async def main() -> tuple[Any, ...]:
         return await asyncio.gather(
             db.run(store.create_instance, "a", "orch", None, "e", T0),
             db.run(explode),

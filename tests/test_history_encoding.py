@@ -30,14 +30,14 @@ def sample(annotation: str, n: int) -> Any:
 
 
 def filled(cls: type[HistoryEvent], optional_as_none: bool) -> HistoryEvent:
-    values = {}
+    values: dict[str, Any] = {}
     for n, field in enumerate(fields(cls)):
         optional = "None" in str(field.type)
         values[field.name] = None if optional and optional_as_none else sample(str(field.type), n)
     return cls(**values)
 
 
-@pytest.mark.parametrize("cls", sorted(EVENT_TYPES.values(), key=lambda c: c.__name__))
+@pytest.mark.parametrize("cls", [EVENT_TYPES[name] for name in sorted(EVENT_TYPES)])
 @pytest.mark.parametrize("optional_as_none", [False, True])
 def test_every_event_comes_back_equal(cls: type[HistoryEvent], optional_as_none: bool) -> None:
     event = filled(cls, optional_as_none)

@@ -229,7 +229,7 @@ def test_query_filters_and_paging_while_instances_are_added(http: TestClient) ->
     token = None
     added = 0
     while True:
-        headers = {"x-ms-continuation-token": token} if token else {}
+        headers: dict[str, str] = {"x-ms-continuation-token": token} if token else {}
         page = http.get(
             f"{BASE}/instances?top=2&instanceIdPrefix=q-&showInput=true", headers=headers
         )

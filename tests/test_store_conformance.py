@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -1524,7 +1525,7 @@ def test_steps_in_a_batch_return_the_activities_leased_to_them(store: Store) -> 
     for step in steps:
         step.lease_activities, step.lease_until = len(step.activities), at(1) + LEASE
 
-    outcomes = store.batch([lambda step=step: store.commit_step(step, at(1)) for step in steps])
+    outcomes = store.batch([functools.partial(store.commit_step, step, at(1)) for step in steps])
 
     assert [o.error for o in outcomes] == [None, None]
     assert [[(w.instance_id, w.task_id, w.name) for w in o.value] for o in outcomes] == [
