@@ -24,6 +24,7 @@ from starlette.routing import Route
 from durafn.discovery import load_app
 from durafn.errors import DurafnError
 from durafn.host.config import HostConfig
+from durafn.host.protocol import HTTP_PROTOCOL
 from durafn.host.server import configure_logging, host_app
 
 CONFIG_ENV = "DURAFN_RELOAD_CONFIG"
@@ -59,6 +60,7 @@ def serve_reloading(
         factory=True,
         host=config.host,
         port=config.port,
+        http=HTTP_PROTOCOL,
         reload=True,
         reload_dirs=[str(folder)],
         log_level=logging.WARNING,

@@ -17,6 +17,7 @@ from durafn.functions import FunctionKind
 from durafn.host.asgi import build_asgi_app
 from durafn.host.auth import HostKeys, load_keys
 from durafn.host.config import HostConfig
+from durafn.host.protocol import HTTP_PROTOCOL
 from durafn.host.triggers import starlette_paths
 from durafn.runtime import Runtime
 from durafn.store import open_store
@@ -127,6 +128,7 @@ def serve(app: App, config: HostConfig, echo: Printer = print) -> None:
         asgi,
         host=config.host,
         port=config.port,
+        http=HTTP_PROTOCOL,
         log_level=logging.WARNING,
         lifespan="on",
         timeout_graceful_shutdown=int(config.runtime.shutdown_grace_seconds),
