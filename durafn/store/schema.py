@@ -178,8 +178,4 @@ METADATA: MetaData = _Base.metadata
 """The metadata holding durafn's tables and nothing else."""
 
 instances: Table = METADATA.tables["instances"]
-history: Table = METADATA.tables["history"]
-inbox: Table = METADATA.tables["inbox"]
-activities: Table = METADATA.tables["activities"]
-schedule_runs: Table = METADATA.tables["schedule_runs"]
 schema_info: Table = METADATA.tables["schema_info"]
