@@ -133,11 +133,7 @@ class Dispatcher:
             await self._commit(commit, now, instance, None)
             return
         executor = await self._executor_for(instance)
-        if executor is None:
-            message = str(FunctionNotFoundError("orchestrator", instance.name))
-            step = missing_orchestrator_step(instance.name, message)
-        else:
-            step = executor.apply(tri.events)
+        step = _apply(executor, instance.name, tri.events)
         commit = self._step_commit(instance, tri, step, now)
         await self._commit(commit, now, instance, None if step.done else executor)
 
@@ -179,11 +175,7 @@ class Dispatcher:
         # not from the cache: a live executor under this id belongs to a running instance,
         # which this start will find active (InstanceExistsError) and must leave alone
         executor = self._new_executor(record, [])
-        if executor is None:
-            message = str(FunctionNotFoundError("orchestrator", name))
-            step = missing_orchestrator_step(name, message)
-        else:
-            step = executor.apply(tri.events)
+        step = _apply(executor, name, tri.events)
         commit = self._step_commit(record, tri, step, now)
         commit.new_instance = NewInstance(name, input)
         return await self._commit(commit, now, record, None if step.done else executor)
@@ -291,3 +283,12 @@ class Dispatcher:
         if commit.status in FINAL_STATUSES:
             self._signals.instance_finished(after)
         return True
+
+
+def _apply(executor: OrchestrationExecutor | None, name: str, events: list[HistoryEvent]) -> Step:
+    """The executor's step on ``events``; with no executor (orchestrator ``name`` is not in the
+    app), a step that fails the instance.
+    """
+    if executor is None:
+        return missing_orchestrator_step(name, str(FunctionNotFoundError("orchestrator", name)))
+    return executor.apply(events)
