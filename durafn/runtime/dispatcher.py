@@ -68,8 +68,8 @@ class Dispatcher:
         self._clock = clock
         self.cache = ExecutorCache(config.cache_size)
         self.activities: ActivityWorker | None = None
-        self._starting = False
         """Where activities the dispatcher's commits lease to this host are run."""
+        self._starting = False  # a start with its first step is under way (see start_instance)
         self._activities = {
             s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY
         }
