@@ -9,13 +9,30 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import URL, Connection, Engine
 
+from durafn.errors import BadRequestError
 from durafn.store.base import WorkListener
 from durafn.store.driver import Driver, Tx
 
+SYNCHRONOUS_MODES = ("NORMAL", "FULL")
+"""The values of a store URL's ``?synchronous=`` (what each means: sqlite.py, postgres.py)."""
 READ_ONLY = "durafn_read_only"
 """Execution option of SQLAlchemy connections that only read (SQLite: a deferred transaction)."""
+
+
+def synchronous_mode(parsed: URL, default: str) -> str:
+    """The store URL's ``?synchronous=`` mode, ``default`` when absent; BadRequestError unless
+    it is one of SYNCHRONOUS_MODES.
+    """
+    mode = str(parsed.query.get("synchronous", default)).upper()
+    if mode not in SYNCHRONOUS_MODES:
+        other = next(m for m in SYNCHRONOUS_MODES if m != default)
+        raise BadRequestError(
+            f"synchronous={mode} is not supported; use synchronous={default} (the default) "
+            f"or synchronous={other}"
+        )
+    return mode
 
 
 class Dialect(Driver, Protocol):

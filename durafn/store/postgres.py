@@ -17,8 +17,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy import URL, Connection, Engine, create_engine, func, select
 
-from durafn.errors import BadRequestError
 from durafn.store.base import Work
+from durafn.store.dialect import synchronous_mode
 from durafn.store.driver import Cursor, Tx, named_to_pyformat
 from durafn.store.pgnotify import Announcer, PostgresListener, connect_args
 from durafn.store.sql import SqlStore
@@ -46,12 +46,7 @@ def open_postgres_store(url: str, parsed: URL) -> SqlStore:
     server may lose its last fraction of a second of commits, never corrupting anything.
     ``FULL`` (the default) keeps the server's own setting, normally a flush per commit.
     """
-    synchronous = str(parsed.query.get("synchronous", "FULL")).upper()
-    if synchronous not in ("NORMAL", "FULL"):
-        raise BadRequestError(
-            f"synchronous={synchronous} is not supported; use synchronous=FULL (the default) "
-            "or synchronous=NORMAL"
-        )
+    synchronous = synchronous_mode(parsed, "FULL")
     parsed = parsed.difference_update_query(["synchronous"])
     if synchronous == "NORMAL":
         options = str(parsed.query.get("options", ""))

@@ -24,7 +24,7 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event
 
 from durafn.errors import BadRequestError, StoreLockedError
 from durafn.store.base import Work
-from durafn.store.dialect import READ_ONLY
+from durafn.store.dialect import READ_ONLY, synchronous_mode
 from durafn.store.driver import Cursor, Tx
 from durafn.store.sql import SqlStore
 
@@ -35,7 +35,6 @@ else:
 
 log = logging.getLogger("durafn.store")
 
-SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 CHECKPOINT_SECONDS = 0.25
 """How often the store's checkpointer copies the WAL into the database file."""
 BUSY_TIMEOUT_MS = 30_000
@@ -63,13 +62,7 @@ def _options(parsed: URL) -> tuple[Path, str]:
             f"unknown SQLite storage option(s) {', '.join(unknown)}; the only one is "
             "synchronous=NORMAL|FULL"
         )
-    synchronous = str(parsed.query.get("synchronous", "NORMAL")).upper()
-    if synchronous not in SYNCHRONOUS_MODES:
-        raise BadRequestError(
-            f"synchronous={synchronous} is not supported; use synchronous=NORMAL (the default) "
-            "or synchronous=FULL"
-        )
-    return Path(database).absolute(), synchronous
+    return Path(database).absolute(), synchronous_mode(parsed, "NORMAL")
 
 
 def _configure(dbapi_connection: sqlite3.Connection, synchronous: str) -> None:
