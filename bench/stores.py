@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from durafn.store.dialect import synchronous_mode
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -41,7 +43,7 @@ def describe_dbos(storage: str | None) -> str:
         from sqlalchemy.engine import make_url
 
         assert storage is not None
-        synchronous = str(make_url(storage).query.get("synchronous", "FULL")).upper()
+        synchronous = synchronous_mode(make_url(storage), "FULL")
         commit = "off" if synchronous == "NORMAL" else "the server's own"
         return (
             f"PostgreSQL, database {DBOS_DATABASE} on the same server, fresh per shape, "
@@ -106,7 +108,7 @@ def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str
     parsed = make_url(storage)
     url = parsed.set(drivername="postgresql", database=DBOS_DATABASE)
     url = url.difference_update_query(["synchronous"])
-    if str(parsed.query.get("synchronous", "FULL")).upper() == "NORMAL":
+    if synchronous_mode(parsed, "FULL") == "NORMAL":
         url = url.update_query_dict({"options": "-c synchronous_commit=off"})
     with _fresh(storage, "DATABASE", DBOS_DATABASE, "WITH (FORCE)"):
         yield url.render_as_string(hide_password=False)
