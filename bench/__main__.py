@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     header: dict[str, object] = {"machine": machine, "storage": describe_durafn(args.storage)}
     print(f"durafn benchmarks ({machine_line(machine)}; storage: {header['storage']})")
     if dbos_version is not None:
-        header["dbos"] = {"version": dbos_version, "storage": describe_dbos(args.storage)}
-        print(f"compared with DBOS {dbos_version} on {describe_dbos(args.storage)}")
+        dbos_storage = describe_dbos(args.storage)
+        header["dbos"] = {"version": dbos_version, "storage": dbos_storage}
+        print(f"compared with DBOS {dbos_version} on {dbos_storage}")
     print("\n".join(table(rows, compared=dbos_version is not None)))
     if args.json:
         args.json.write_text(json.dumps(payload(rows, header), indent=2))
