@@ -63,6 +63,18 @@ class Driver(Protocol):
         """
         ...
 
+    def refusing(self, sql: str) -> str:
+        """``sql``, a statement whose rows admit a write, as one the server fails when it
+        returns none, where the driver pipelines (see :meth:`is_refusal`): the writes sent
+        behind it, and the COMMIT, are then undone without waiting for its reply. As is where
+        each reply is read before the next statement goes out.
+        """
+        ...
+
+    def is_refusal(self, error: Exception) -> bool:
+        """Tell whether a statement of :meth:`refusing` failed the transaction."""
+        ...
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """Start a transaction (a write one takes the write lock where the database has one)."""
         ...
@@ -89,18 +101,12 @@ def named_to_pyformat(sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
-class Conflict(Exception):
-    """A transaction found its premise changed by a concurrent one after checking it: undone
-    and run again, like a deadlock.
-    """
-
-
 _UNREAD = object()
 
 
 class Refused(Exception):
-    """A write found, after sending statements that depend on it, that its guard refused: the
-    transaction is undone, and the store reports the refusal.
+    """A statement of :meth:`Driver.refusing` found nothing to admit its write: the transaction
+    was undone, and the store reports the refusal.
     """
 
 
@@ -150,7 +156,7 @@ class Tx:
         """Statements run so far: none means a failure cannot have been caused by this one."""
         self.wait = wait
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
-        self._checks: list[Callable[[], None]] = []
+        self._readers: list[Callable[[], None]] = []
         self._reader: Cursor | None = None
 
     def run(self, sql: str, params: Params | None = None) -> None:
@@ -206,18 +212,19 @@ class Tx:
             self.cursor.executemany(sql, rows)
             self.statements += 1
 
-    def before_commit(self, check: Callable[[], None]) -> None:
-        """Run ``check`` when every statement of the transaction has been sent, just before it
-        commits (an exception undoes it). Replies read there are waited for once for a whole
-        group of calls (see Connections.group), not once per call.
+    def on_replies(self, read: Callable[[], None]) -> None:
+        """Run ``read`` once the transaction has committed and every reply is in, so a whole
+        group of calls (see Connections.group) waits for the server once, not once per call.
+        ``read`` only reads replies: a write that must not commit is refused by the server
+        (Driver.refusing) or before its writes are sent.
         """
-        self._checks.append(check)
+        self._readers.append(read)
 
     def settle(self) -> None:
-        """Run the checks of :meth:`before_commit`."""
-        checks, self._checks = self._checks, []
-        for check in checks:
-            check()
+        """Run the reads of :meth:`on_replies`."""
+        readers, self._readers = self._readers, []
+        for read in readers:
+            read()
 
     def announce(self, work: Work) -> None:
         """Tell the other hosts, when this transaction commits, that ``work`` was added."""
@@ -270,17 +277,23 @@ class Connections:
             pipeline = self._driver.pipeline(conn) if write else contextlib.nullcontext()
             try:
                 with pipeline as tx.wait:
-                    return self._run(tx, op, write)
+                    self._driver.begin(tx.cursor, write)
+                    result = op(tx)
+                    # sent behind the writes: a pipelined transaction waits on the server once
+                    self._driver.finish(tx.conn, tx.cursor, tx.work, write)
+                tx.settle()
+                return result
             except Exception as error:
                 broken = self._driver.is_disconnect(error, conn)
                 if broken:
                     self._discard(conn)
                 else:
                     self._driver.abort(conn)
+                if self._driver.is_refusal(error):
+                    raise Refused() from error
                 # A connection that died while idle fails on the first statement: rerun.
                 stale = broken and tx.statements == 0
-                retry = stale or isinstance(error, Conflict) or self._driver.is_retryable(error)
-                if attempt >= _RETRIES or not retry:
+                if attempt >= _RETRIES or not (stale or self._driver.is_retryable(error)):
                     raise
                 attempt += 1
             except BaseException:
@@ -288,13 +301,6 @@ class Connections:
                 raise
             finally:
                 cursor.close()
-
-    def _run(self, tx: Tx, op: Callable[[Tx], T], write: bool) -> T:
-        self._driver.begin(tx.cursor, write)
-        result = op(tx)
-        tx.settle()
-        self._driver.finish(tx.conn, tx.cursor, tx.work, write)
-        return result
 
     @contextlib.contextmanager
     def group(self) -> Iterator[None]:
@@ -310,8 +316,8 @@ class Connections:
                 self._local.group = tx
                 yield
                 self._local.group = None
-                tx.settle()
                 self._driver.finish(conn, cursor, tx.work, True)
+            tx.settle()
         except BaseException as error:
             self._local.group = None
             if isinstance(error, Exception) and self._driver.is_disconnect(error, conn):

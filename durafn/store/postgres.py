@@ -27,6 +27,7 @@ POOL_SIZE = 5
 MAX_OVERFLOW = 10
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 """deadlock_detected, serialization_failure: the transaction lost a conflict and may rerun."""
+DIVISION_BY_ZERO = "22012"
 _SCHEMA_LOCK_KEY = 0x64757261666E  # "durafn": the advisory lock taken while creating the schema
 # PostgreSQL locks rows as they leave the sort, so in id order; COLLATE "C" makes that order
 # the one Python's sorted() gives, which lock_instances relies on across its statements.
@@ -89,6 +90,20 @@ class PostgresDialect:
         """
         with conn.pipeline() as pipeline:
             yield pipeline.sync
+
+    def refusing(self, sql: str) -> str:
+        """``sql``'s rows, failed with a division by zero when there are none: plain SQL has no
+        RAISE (PL/pgSQL has), and this needs no function created in the database. The count's
+        one row is always there to join, so the division runs even when ``sql`` returns none.
+        """
+        return (
+            f"WITH admitted AS ({sql}) SELECT admitted.*, 1 / rows.count FROM "
+            "(SELECT count(*) AS count FROM admitted) AS rows LEFT JOIN admitted ON true"
+        )
+
+    def is_refusal(self, error: Exception) -> bool:
+        """A division by zero: only statements of :meth:`refusing` divide."""
+        return getattr(error, "sqlstate", None) == DIVISION_BY_ZERO
 
     def begin(self, cursor: Cursor, write: bool) -> None:
         """BEGIN for writers; a reader's one statement is its own transaction."""

@@ -130,6 +130,16 @@ class SqliteDialect:
         """As is: sqlite3 takes ``:name`` parameters."""
         return sql
 
+    def refusing(self, sql: str) -> str:
+        """As is: a reply is read before the next statement goes out, so a refused write sends
+        nothing.
+        """
+        return sql
+
+    def is_refusal(self, error: Exception) -> bool:
+        """Never: refusals are read, not raised (see :meth:`refusing`)."""
+        return False
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """BEGIN IMMEDIATE for writers (see _create_engine); readers run one statement each."""
         if write:

@@ -206,6 +206,9 @@ class Statements:
         self.insert_activity = p(insert_activity)
         self.insert_leased_activity = p(f"{insert_activity} RETURNING {ACTIVITY_COLUMNS}")
         self.delete_activity = p("DELETE FROM activities WHERE id = :id RETURNING id")
+        # A step on an activity's result takes its work item: gone meanwhile (completed by a
+        # host that took the item over) means the result is no longer wanted.
+        self.take_activity = p(d.refusing("DELETE FROM activities WHERE id = :id RETURNING id"))
 
         # -- leases
         self.set_leases = {
@@ -223,7 +226,7 @@ class Statements:
         # -- the step's guard: update the instance if the lease, execution and history hold
         self.guards = {
             (new, release, direct, based, running): p(
-                self._guard(new, release, direct, based, running)
+                d.refusing(self._guard(new, release, direct, based, running))
             )
             for new in (False, True)
             for release in (False, True)

@@ -26,7 +26,7 @@ from durafn.store.base import (
     Work,
 )
 from durafn.store.dialect import Dialect
-from durafn.store.driver import Conflict, Pending, Refused, Tx
+from durafn.store.driver import Pending, Tx
 from durafn.store.statements import Statements
 
 
@@ -63,21 +63,6 @@ def step_work(c: StepCommit, now: datetime) -> Work:
             Work.TIMERS if m.visible_at is not None and m.visible_at > now else Work.ORCHESTRATIONS
         )
     return work
-
-
-def _raise_refusal(error: Exception, guard: Pending, c: StepCommit) -> None:
-    """Raise Refused, from ``error``, if the step's guard refused: a write sent ahead of a
-    refused guard can fail on what the guard keeps out (the history numbers of a stale step,
-    say), and then the refusal is what happened. Return otherwise.
-    """
-    if isinstance(error, (Refused, Conflict)):
-        return
-    try:
-        refused = guard.scalar() is None
-    except Exception:  # the guard itself failed: that is the error being handled
-        return
-    if refused:
-        raise Refused(c.instance_id) from error
 
 
 class StepWriter:
@@ -223,7 +208,7 @@ class StepWriter:
 
     def apply_step(self, tx: Tx, c: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
         """Write everything ``c`` changes; None, with nothing written, if it is refused (or
-        Refused raised, where the driver sent writes ahead of the guard's reply: undo them).
+        Refused raised by the driver, where it sends the writes before the guard's reply).
         """
         direct = c.activity_result is not None
         if direct and c.history_length is None:
@@ -240,28 +225,11 @@ class StepWriter:
             length = guard.scalar()
             if length is None:
                 return None
-        else:  # the writes go out before the guard's reply; the check before commit reads it
+        else:  # the writes go out before the guard's reply; a refusal fails them on the server
             length = c.history_length + len(c.history)
-        leased: list[ActivityWorkItem] = []  # filled by the check, before the commit
-        try:
-            deleted, pending = self._write_step(tx, c, now, length)
-        except Exception as error:
-            _raise_refusal(error, guard, c)
-            raise
-
-        def check() -> None:
-            try:
-                if guard.scalar() is None:
-                    raise Refused(c.instance_id)
-                if deleted is not None and deleted.one() is None:
-                    # completed elsewhere between the guard's check and now (another host)
-                    raise Conflict(f"activity work item {c.activity_result} was taken meanwhile")
-                leased.extend(ActivityWorkItem(*item.one()) for item in pending)
-            except Exception as error:
-                _raise_refusal(error, guard, c)
-                raise
-
-        tx.before_commit(check)
+        pending = self._write_step(tx, c, now, length)
+        leased: list[ActivityWorkItem] = []
+        tx.on_replies(lambda: leased.extend(ActivityWorkItem(*item.one()) for item in pending))
         tx.announce(step_work(c, now))
         return leased
 
@@ -294,18 +262,14 @@ class StepWriter:
             },
         )
 
-    def _write_step(
-        self, tx: Tx, c: StepCommit, now: datetime, length: int
-    ) -> tuple[Pending | None, list[Pending]]:
-        """The step's writes after the guard, with history ending at ``length``; the delete of
-        the activity a direct step took, and the inserts of the activities leased to the
-        committer, whose replies the caller reads.
+    def _write_step(self, tx: Tx, c: StepCommit, now: datetime, length: int) -> list[Pending]:
+        """The step's writes after the guard, with history ending at ``length``; the inserts of
+        the activities leased to the committer, whose replies the caller reads.
         """
         sql = self._sql
         own = {"iid": c.instance_id}
-        deleted = None
         if c.activity_result is not None:
-            deleted = tx.later(sql.delete_activity, {"id": c.activity_result})
+            tx.run(sql.take_activity, {"id": c.activity_result})
         new_execution = c.new_execution_id is not None
         execution_id = c.new_execution_id or c.execution_id
         if new_execution:
@@ -332,7 +296,7 @@ class StepWriter:
         if c.status in FINAL_STATUSES:
             for stmt in sql.delete_unfinished_work:
                 tx.run(stmt, own)
-        return deleted, leased
+        return leased
 
     def rewind(
         self,
