@@ -46,6 +46,13 @@ class AppValidationError(DurafnError):
         super().__init__(f"the function app has {len(self.issues)} problem(s):\n{lines}")
 
 
+_KIND_WORDS = {
+    "http": ("HTTP function", "HTTP functions", "route"),
+    "activity": ("activity", "activities", "activity"),
+}
+"""A function kind's name, plural and decorator, where they are not the kind, +s and the kind."""
+
+
 class FunctionNotFoundError(DurafnError):
     """No function of that kind and name is registered in the app."""
 
@@ -54,10 +61,11 @@ class FunctionNotFoundError(DurafnError):
     def __init__(self, kind: str, name: str, known: list[str] | None = None) -> None:
         self.kind = kind
         self.name = name
-        hint = f" Known {kind}s: {', '.join(sorted(known))}." if known else ""
+        noun, nouns, decorator = _KIND_WORDS.get(kind, (kind, f"{kind}s", kind))
+        hint = f" Known {nouns}: {', '.join(sorted(known))}." if known else ""
         super().__init__(
-            f"no {kind} named '{name}' is registered in the function app; check the name or "
-            f"add @app.{kind} to the function.{hint}"
+            f"no {noun} named '{name}' is registered in the function app; check the name or "
+            f"add @app.{decorator} to the function.{hint}"
         )
 
 

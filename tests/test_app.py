@@ -126,8 +126,24 @@ def test_unknown_function_lookup_names_the_known_ones() -> None:
     def known(x: int) -> int:
         return x
 
-    with pytest.raises(df.FunctionNotFoundError, match="known"):
+    with pytest.raises(df.FunctionNotFoundError) as raised:
         app.get_function(FunctionKind.ACTIVITY, "unknown")
+    assert str(raised.value).endswith("add @app.activity to the function. Known activities: known.")
+
+
+def test_unknown_http_function_names_the_route_decorator() -> None:
+    app = df.App()
+
+    @app.route(route="known")
+    def known(req: df.HttpRequest) -> df.HttpResponse:
+        return df.HttpResponse("")
+
+    with pytest.raises(df.FunctionNotFoundError) as raised:
+        app.get_function(FunctionKind.HTTP, "unknown")
+    assert str(raised.value) == (
+        "no HTTP function named 'unknown' is registered in the function app; check the name or "
+        "add @app.route to the function. Known HTTP functions: known."
+    )
 
 
 def test_route_shapes_ignore_parameter_names() -> None:
