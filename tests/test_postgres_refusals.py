@@ -105,7 +105,6 @@ def test_a_refused_step_with_reads_after_its_guard_writes_nothing(
 
 def test_a_refused_step_in_a_group_leaves_the_others_committed(pg_store: Store) -> None:
     _, work, length = leased_activity(pg_store)
-    pg_store.create_instance("i2", "orch", None, "e2", at(0))
     done = TaskCompleted(timestamp=at(5), task_id=0, result='"r"')
     stale = on_result(work, length - 1, at(5))
     outcomes = pg_store.batch(
