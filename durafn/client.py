@@ -44,7 +44,7 @@ from durafn.replay.history import (
 from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
-from durafn.store.base import InstanceRecord, NewActivity
+from durafn.store.base import InstanceRecord, NewActivity, Work
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -58,8 +58,8 @@ _TERMINAL = frozenset(OrchestrationRuntimeStatus) - ACTIVE_STATUSES
 class RuntimeSignals(Protocol):
     """What a client in the same process as the workers uses to avoid polling."""
 
-    def work_added(self) -> None:
-        """New work is in the store: wake the dispatcher now."""
+    def announce(self, work: Work) -> None:
+        """``work`` was added to the store: wake the workers it is for now."""
 
     async def wait_for_finish(self, instance_id: str, timeout: float) -> InstanceRecord | None:
         """The instance as it finished in this process within ``timeout`` seconds, else None."""
@@ -195,9 +195,9 @@ class DurableOrchestrationClient:
         self._work_added()
         return instance_id
 
-    def _work_added(self) -> None:
+    def _work_added(self, work: Work = Work.ORCHESTRATIONS) -> None:
         if self._signals is not None:
-            self._signals.work_added()
+            self._signals.announce(work)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -363,7 +363,7 @@ class DurableOrchestrationClient:
         # the parent is Running again first, so a rewound child can report back to it
         for child in plan.children:
             await self.rewind(child)
-        self._work_added()
+        self._work_added(Work.ORCHESTRATIONS | Work.ACTIVITIES)
 
     async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
         """Start the instance's orchestrator again with its original input; the new instance id."""

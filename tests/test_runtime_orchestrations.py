@@ -215,6 +215,37 @@ def test_fan_outs_wider_than_the_activity_slots_never_exceed_them(tmp_path: Path
     assert running == [0, 3]
 
 
+def test_only_work_for_activities_wakes_the_activity_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An activity claim is a write transaction: starts and results, which add work for the
+    dispatcher only, do not send the activity worker looking for work (each step leases the
+    activities it schedules itself)."""
+    app = build_app()
+    claims: list[int] = []
+
+    async def main() -> list[Any]:
+        # no live executors: every result goes through the inbox; no polling during the test
+        config = df.RuntimeConfig(cache_size=0, poll_interval=30)
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}", config=config) as rt:
+            store = rt.client._store.store
+            claim = store.claim_activities
+
+            def counted(*args: Any) -> Any:
+                claimed = claim(*args)
+                claims.append(len(claimed))
+                return claimed
+
+            monkeypatch.setattr(store, "claim_activities", counted)
+            ids = await asyncio.gather(
+                *(rt.client.start_new("chain", None, f"c{n}") for n in range(5))
+            )
+            return [(await rt.client.wait_for_completion(i, 20)).output[2] for i in ids]
+
+    assert asyncio.run(main()) == [f"Hello c{n}!" for n in range(5)]
+    assert claims in ([], [0])  # at most the worker's first look, made as the runtime starts
+
+
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)
 def test_sub_orchestrations(tmp_path: Path, cache_size: int) -> None:
     async def scenario(rt: df.Runtime) -> None:

@@ -22,7 +22,7 @@ from durafn.runtime.signals import Signals
 from durafn.runtime.timers import renew_leases, run_timers
 from durafn.store import open_store
 from durafn.store.aio import AsyncStore
-from durafn.store.base import WorkListener
+from durafn.store.base import Work, WorkListener
 
 __all__ = ["Runtime", "RuntimeConfig"]
 
@@ -126,8 +126,7 @@ class Runtime:
             self._listener.interrupt()
             self._listener = None  # the listening task closes it
         assert self._signals is not None
-        self._signals.work_added()
-        self._signals.timers.set()
+        self._signals.announce(Work.ORCHESTRATIONS | Work.ACTIVITIES | Work.TIMERS)
         if self._activities is not None:
             await self._activities.drain(self.config.shutdown_grace_seconds)
         for task in self._tasks:

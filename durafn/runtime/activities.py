@@ -21,7 +21,7 @@ from durafn.runtime.dispatcher import Clock
 from durafn.runtime.signals import Signals, wait
 from durafn.serialization import decode, decode_as, encode
 from durafn.store.aio import AsyncStore
-from durafn.store.base import ActivityWorkItem
+from durafn.store.base import ActivityWorkItem, Work
 
 log = logging.getLogger("durafn.activities")
 
@@ -161,7 +161,7 @@ class ActivityWorker:
             log.exception("recording the result of activity %s failed", item.name)
             return
         if ok:
-            self._signals.work_added()
+            self._signals.announce(Work.ORCHESTRATIONS)
 
     async def _invoke(self, item: ActivityWorkItem) -> HistoryEvent:
         binding = self._bindings.get(item.name.lower())

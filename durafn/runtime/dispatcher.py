@@ -33,6 +33,7 @@ from durafn.store.base import (
     NewInstance,
     OrchestrationWorkItem,
     StepCommit,
+    Work,
 )
 
 if TYPE_CHECKING:
@@ -276,8 +277,10 @@ class Dispatcher:
         )
         if executor is not None and commit.new_execution_id is None:
             self.cache.put(after, executor)
-        if len(commit.activities) > len(leased) or commit.messages or commit.sub_orchestrations:
-            self._signals.work_added()
+        if len(commit.activities) > len(leased):  # more than this host had slots for
+            self._signals.announce(Work.ACTIVITIES)
+        if commit.messages or commit.sub_orchestrations:
+            self._signals.announce(Work.ORCHESTRATIONS)
         if any(m.visible_at is not None for m in commit.messages):
             self._signals.timers.set()
         if commit.status in FINAL_STATUSES:

@@ -37,13 +37,10 @@ class Signals:
             return False
         return await self._starter(instance_id, name, input, execution_id, now)
 
-    def work_added(self) -> None:
-        """New messages or activities may be waiting in the store."""
-        self.orchestrations.set()
-        self.activities.set()
-
     def announce(self, work: Work) -> None:
-        """Another host or client added ``work`` to the store."""
+        """Wake the workers ``work``, added to the store here or by another host or client,
+        is for, and only them: an activity claim is a write transaction, not made for nothing.
+        """
         if work & Work.ORCHESTRATIONS:
             self.orchestrations.set()
         if work & Work.ACTIVITIES:
