@@ -4,12 +4,15 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import durafn as df
+from durafn.replay.history import EventRaised
+from durafn.store.base import NewActivity, NewMessage, NewSubOrchestration, StepCommit, Work
 
 CACHE_SIZES = [0, 5000]
 
@@ -244,6 +247,24 @@ def test_only_work_for_activities_wakes_the_activity_worker(
 
     assert asyncio.run(main()) == [f"Hello c{n}!" for n in range(5)]
     assert claims in ([], [0])  # at most the worker's first look, made as the runtime starts
+
+
+def test_a_step_wakes_the_workers_its_work_is_for() -> None:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def step(**fields: Any) -> StepCommit:
+        return StepCommit("i", "e", "w", [], [], df.OrchestrationRuntimeStatus.Running, **fields)
+
+    two = [NewActivity(0, "a", None), NewActivity(1, "a", None)]
+    later = NewMessage("i", EventRaised(timestamp=now, name="x"), now + timedelta(seconds=1))
+    due = NewMessage("other", EventRaised(timestamp=now, name="x"), now)
+    child = NewSubOrchestration("c", "orch", None, "e2", 0)
+    assert step().work(now) == Work.NONE
+    assert step(activities=two, lease_activities=2).work(now) == Work.NONE
+    assert step(activities=two, lease_activities=1).work(now) == Work.ACTIVITIES
+    assert step(messages=[later]).work(now) == Work.TIMERS
+    assert step(messages=[due, later]).work(now) == Work.ORCHESTRATIONS | Work.TIMERS
+    assert step(sub_orchestrations=[child]).work(now) == Work.ORCHESTRATIONS
 
 
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)

@@ -33,7 +33,6 @@ from durafn.store.base import (
     NewInstance,
     OrchestrationWorkItem,
     StepCommit,
-    Work,
 )
 
 if TYPE_CHECKING:
@@ -277,12 +276,7 @@ class Dispatcher:
         )
         if executor is not None and commit.new_execution_id is None:
             self.cache.put(after, executor)
-        if len(commit.activities) > len(leased):  # more than this host had slots for
-            self._signals.announce(Work.ACTIVITIES)
-        if commit.messages or commit.sub_orchestrations:
-            self._signals.announce(Work.ORCHESTRATIONS)
-        if any(m.visible_at is not None for m in commit.messages):
-            self._signals.timers.set()
+        self._signals.announce(commit.work(now))
         if commit.status in FINAL_STATUSES:
             self._signals.instance_finished(after)
         return True

@@ -202,6 +202,18 @@ class StepCommit:
     message (``history`` holds its ExecutionStarted). Raises InstanceExistsError, writing
     nothing, when the id is active."""
 
+    def work(self, now: datetime) -> Work:
+        """The work the step adds for workers once committed at ``now``: activities it does not
+        lease to its committer, messages due now, timers.
+        """
+        work = Work.ACTIVITIES if len(self.activities) > self.lease_activities else Work.NONE
+        if self.sub_orchestrations:
+            work |= Work.ORCHESTRATIONS
+        for m in self.messages:
+            due = m.visible_at is None or m.visible_at <= now
+            work |= Work.ORCHESTRATIONS if due else Work.TIMERS
+        return work
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -53,18 +53,6 @@ class Start:
         )
 
 
-def step_work(c: StepCommit, now: datetime) -> Work:
-    """The work a step adds for other hosts: activities, messages due now, timers."""
-    work = Work.ACTIVITIES if len(c.activities) > c.lease_activities else Work.NONE
-    if c.sub_orchestrations:
-        work |= Work.ORCHESTRATIONS
-    for m in c.messages:
-        work |= (
-            Work.TIMERS if m.visible_at is not None and m.visible_at > now else Work.ORCHESTRATIONS
-        )
-    return work
-
-
 class StepWriter:
     """Starts instances and applies steps, with one dialect's statements."""
 
@@ -230,7 +218,7 @@ class StepWriter:
         pending = self._write_step(tx, c, now, length)
         leased: list[ActivityWorkItem] = []
         tx.on_replies(lambda: leased.extend(ActivityWorkItem(*item.one()) for item in pending))
-        tx.announce(step_work(c, now))
+        tx.announce(c.work(now))
         return leased
 
     def _guard(self, tx: Tx, c: StepCommit, now: datetime) -> Pending:
