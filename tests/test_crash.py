@@ -22,8 +22,8 @@ STEPS = ["a", "f0", "f1", "f2", "z"]
 def run_crash_scenario(
     tmp_path: Path, instances: int, kills: int, storage: str | None = None
 ) -> None:
-    """On SQLite unless ``storage`` is given; there the dead hosts' leases are short (2 s), so
-    that their work is taken over within the test's time.
+    """On a SQLite file of the test's own, or on ``storage``, where the hosts' leases last 2 s
+    so that a killed host's work is taken over within the test's time.
     """
     project = tmp_path / "project"
     project.mkdir()
