@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy
 
@@ -88,3 +89,26 @@ def test_a_read_in_a_pipelined_transaction_gets_its_own_reply(pg_store: Store) -
         return tx.one("SELECT 2 AS answer")
 
     assert connections.transaction(op) == (2,)
+
+
+def test_a_statement_sent_behind_a_failed_one_runs_again_later(pg_store: Store) -> None:
+    # psycopg prepares a statement on the server the sixth time it runs. If that run is sent
+    # behind a failing statement, the server skips the preparation, and psycopg must forget it
+    # (on the rollback), or every later run of the statement fails on that connection. A host
+    # that has rolled back many times before must forget it as well.
+    connections = pg_store._connections  # type: ignore[attr-defined]  # the driver under test
+    count = "SELECT count(*) FROM schedule_runs WHERE name = %(name)s"
+
+    def fail_first(tx: Tx) -> Any:
+        tx.run("SELECT CAST(%(text)s AS integer)", {"text": "x"})
+        return tx.scalar(count, {"name": "a"})
+
+    for _ in range(6):
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            connections.transaction(lambda tx: tx.run("SELECT CAST(%(t)s AS integer)", {"t": "x"}))
+    for _ in range(5):
+        assert connections.transaction(lambda tx: tx.scalar(count, {"name": "a"})) == 0
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        connections.transaction(fail_first)
+    for _ in range(3):
+        assert connections.transaction(lambda tx: tx.scalar(count, {"name": "a"})) == 0

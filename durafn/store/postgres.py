@@ -119,9 +119,13 @@ class PostgresDialect:
             cursor.execute("COMMIT")
 
     def abort(self, conn: psycopg.Connection[Any]) -> None:
-        """Roll back (a broken connection has nothing to roll back)."""
+        """Roll back (a broken connection has nothing to roll back). Through psycopg's own
+        rollback, which also forgets the statements it prepared: one whose preparation went out
+        behind a failed statement was skipped by the server, and a plain ROLLBACK statement,
+        once psycopg has prepared it too, no longer makes psycopg forget them.
+        """
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
+            conn.rollback()
 
     def is_retryable(self, error: Exception) -> bool:
         """Deadlocks and serialization failures (two steps messaging each other's instances)."""
