@@ -113,18 +113,13 @@ class Refused(Exception):
 class Pending:
     """A statement sent ahead (see :meth:`Tx.later`) whose reply is read when needed."""
 
-    def __init__(self, cursor: Cursor, wait: Callable[[], None] | None) -> None:
+    def __init__(self, cursor: Cursor, ready: bool) -> None:
         self._cursor = cursor
-        self._wait = wait
-        self._row: Any = _UNREAD
-        self._rowcount = cursor.rowcount
-        if wait is None:  # the reply is in: read it before the cursor runs another statement
-            self._row = cursor.fetchone() if cursor.description is not None else None
-
-    @property
-    def ready(self) -> bool:
+        self.ready = ready
         """True when the reply is already in (the driver does not pipeline)."""
-        return self._wait is None
+        self._row: Any = _UNREAD
+        if ready:  # read it before the cursor runs another statement
+            self._row = cursor.fetchone() if cursor.description is not None else None
 
     def one(self) -> Any:
         """The first row (None: no row), waiting for it if need be; read once, kept."""
@@ -136,13 +131,6 @@ class Pending:
         """The first column of the first row (None: no row)."""
         row = self.one()
         return None if row is None else row[0]
-
-    def count(self) -> int:
-        """The number of rows changed, waiting for it if need be."""
-        if self._wait is not None:
-            self._wait()
-            self._rowcount = self._cursor.rowcount
-        return self._rowcount
 
 
 class Tx:
@@ -178,14 +166,19 @@ class Tx:
         return None if row is None else row[0]
 
     def count(self, sql: str, params: Params | None = None) -> int:
-        """Execute and return the number of rows changed."""
-        return Pending(self._replying(sql, params), self.wait).count()
+        """Execute and return the number of rows changed (waiting for the reply where the
+        driver pipelines: the row count comes with it).
+        """
+        cursor = self._replying(sql, params)
+        if self.wait is not None:
+            self.wait()
+        return cursor.rowcount
 
     def later(self, sql: str, params: Params) -> Pending:
         """Execute ``sql`` without waiting for its reply where the driver pipelines: what
         follows is sent at once, and the reply is read from the Pending when needed.
         """
-        return Pending(self._replying(sql, params, read_now=False), self.wait)
+        return Pending(self._replying(sql, params, read_now=False), ready=self.wait is None)
 
     def _replying(self, sql: str, params: Params | None, *, read_now: bool = True) -> Cursor:
         """Execute on a cursor whose reply is this statement's alone. Where the driver
