@@ -28,6 +28,7 @@ MAX_OVERFLOW = 10
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 """deadlock_detected, serialization_failure: the transaction lost a conflict and may rerun."""
 DIVISION_BY_ZERO = "22012"
+"""The SQLSTATE a statement of PostgresDialect.refusing fails with when it refuses."""
 _SCHEMA_LOCK_KEY = 0x64757261666E  # "durafn": the advisory lock taken while creating the schema
 # PostgreSQL locks rows as they leave the sort, so in id order; COLLATE "C" makes that order
 # the one Python's sorted() gives, which lock_instances relies on across its statements.
@@ -85,8 +86,9 @@ class PostgresDialect:
 
     @contextlib.contextmanager
     def pipeline(self, conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
-        """In psycopg's pipeline mode a transaction's statements go out together, and a write
-        waits for the server once or twice, not once per statement.
+        """In psycopg's pipeline mode a transaction's statements, its COMMIT included, go out
+        together: a write waits for the server once, or again for each reply read before it
+        commits, not once per statement.
         """
         with conn.pipeline() as pipeline:
             yield pipeline.sync

@@ -205,10 +205,11 @@ class Statements:
         )
         self.insert_activity = p(insert_activity)
         self.insert_leased_activity = p(f"{insert_activity} RETURNING {ACTIVITY_COLUMNS}")
-        self.delete_activity = p("DELETE FROM activities WHERE id = :id RETURNING id")
+        delete_activity = "DELETE FROM activities WHERE id = :id RETURNING id"
+        self.delete_activity = p(delete_activity)
         # A step on an activity's result takes its work item: gone meanwhile (completed by a
         # host that took the item over) means the result is no longer wanted.
-        self.take_activity = p(d.refusing("DELETE FROM activities WHERE id = :id RETURNING id"))
+        self.take_activity = p(d.refusing(delete_activity))
 
         # -- leases
         self.set_leases = {
