@@ -26,7 +26,12 @@ from durafn.store.base import Work, WorkListener
 
 __all__ = ["Runtime", "RuntimeConfig"]
 
+
 log = logging.getLogger("durafn.runtime")
+
+
+def _not_started() -> RuntimeError:
+    return RuntimeError("the Runtime is not started; use 'async with Runtime(app) as rt'")
 
 
 class Runtime:
@@ -63,7 +68,7 @@ class Runtime:
     def client(self) -> DurableOrchestrationClient:
         """A durable client on this runtime's store whose starts wake the workers at once."""
         if self._client is None:
-            raise RuntimeError("the Runtime is not started; use 'async with Runtime(app) as rt'")
+            raise _not_started()
         return self._client
 
     async def start(self) -> None:
@@ -108,7 +113,7 @@ class Runtime:
         hosts sharing a store, each of which schedules it, exactly one gets True.
         """
         if self._db is None:
-            raise RuntimeError("the Runtime is not started; use 'async with Runtime(app) as rt'")
+            raise _not_started()
         db = self._db
         return await db.run(db.store.claim_schedule_run, name, due, self.worker_id, self._clock())
 
