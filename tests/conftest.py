@@ -76,6 +76,14 @@ def store(store_url: str) -> Iterator[Store]:
     opened.close()
 
 
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Store]:
+    """A store on a fresh schema of the test server."""
+    opened = open_store(postgres_url)
+    yield opened
+    opened.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # End of the store fixtures.
 # ---------------------------------------------------------------------------------------------

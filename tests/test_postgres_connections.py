@@ -5,7 +5,6 @@ up), are replaced on the next call, which then succeeds; writes sent in pipeline
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,21 +14,13 @@ import sqlalchemy
 
 from durafn.models import OrchestrationRuntimeStatus
 from durafn.replay.history import OrchestratorStarted, TaskScheduled
-from durafn.store import StepCommit, Store, open_store
+from durafn.store import StepCommit, Store
 from durafn.store.base import NewActivity
 from durafn.store.driver import Tx
 
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def pg_store(postgres_url: str) -> Iterator[Store]:
-    """A store on a fresh schema of the test server."""
-    opened = open_store(postgres_url)
-    yield opened
-    opened.close()
 
 
 def hang_up_everyone(admin: sqlalchemy.Engine) -> int:

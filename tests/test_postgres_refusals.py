@@ -16,18 +16,10 @@ from sqlalchemy.engine import make_url
 from test_store_conformance import at, claim_one, leased_activity, on_result
 
 from durafn.replay.history import EventRaised, TaskCompleted
-from durafn.store import NewMessage, Store, open_store
+from durafn.store import NewMessage, Store
 from durafn.store.base import StepCommit
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_store(postgres_url: str) -> Iterator[Store]:
-    """A store on a fresh schema of the test server."""
-    opened = open_store(postgres_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
