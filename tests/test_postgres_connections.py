@@ -83,10 +83,10 @@ def test_a_read_in_a_pipelined_transaction_gets_its_own_reply(pg_store: Store) -
 
 
 def test_a_statement_sent_behind_a_failed_one_runs_again_later(pg_store: Store) -> None:
-    # psycopg prepares a statement on the server the sixth time it runs. If that run is sent
-    # behind a failing statement, the server skips the preparation, and psycopg must forget it
-    # (on the rollback), or every later run of the statement fails on that connection. A host
-    # that has rolled back many times before must forget it as well.
+    # Each statement is prepared on the server when first sent. If it is sent behind a failing
+    # statement, the server skips the preparation, and the connection must not count it as
+    # prepared, or every later run of the statement fails on that connection; on a connection
+    # that has rolled back many times before as well.
     connections = pg_store._connections  # type: ignore[attr-defined]  # the driver under test
     count = "SELECT count(*) FROM schedule_runs WHERE name = %(name)s"
 

@@ -21,6 +21,7 @@ from durafn.store.base import Work
 from durafn.store.dialect import synchronous_mode
 from durafn.store.driver import Cursor, Tx, named_to_pyformat
 from durafn.store.pgnotify import Announcer, PostgresListener, connect_args
+from durafn.store.pgwire import WireConnection
 from durafn.store.sql import SqlStore
 
 POOL_SIZE = 5
@@ -73,25 +74,25 @@ class PostgresDialect:
         self._announcer = Announcer()
         self._connect_args = connect_args(engine)
 
-    def connect(self) -> psycopg.Connection[Any]:
-        """A connection of the store's own, in autocommit: a lone SELECT is one round trip, and
-        a write spells its BEGIN.
+    def connect(self) -> WireConnection:
+        """A connection of the store's own: a lone SELECT is one round trip, and a write spells
+        its BEGIN.
         """
         args, kwargs = self._connect_args
-        return psycopg.connect(*args, **{**kwargs, "autocommit": True})
+        return WireConnection(psycopg.connect(*args, **{**kwargs, "autocommit": True}))
 
     def prepare(self, sql: str) -> str:
         """``:name`` to psycopg's ``%(name)s``."""
         return named_to_pyformat(sql)
 
     @contextlib.contextmanager
-    def pipeline(self, conn: psycopg.Connection[Any]) -> Iterator[Callable[[], None]]:
-        """In psycopg's pipeline mode a transaction's statements, its COMMIT included, go out
+    def pipeline(self, conn: WireConnection) -> Iterator[Callable[[], None]]:
+        """In libpq's pipeline mode a transaction's statements, its COMMIT included, go out
         together: a write waits for the server once, or again for each reply read before it
         commits, not once per statement.
         """
-        with conn.pipeline() as pipeline:
-            yield pipeline.sync
+        with conn.pipeline() as wait:
+            yield wait
 
     def refusing(self, sql: str) -> str:
         """``sql``'s rows, failed with a division by zero when there are none: plain SQL has no
@@ -112,30 +113,24 @@ class PostgresDialect:
         if write:
             cursor.execute("BEGIN")
 
-    def finish(
-        self, conn: psycopg.Connection[Any], cursor: Cursor, work: Work, write: bool
-    ) -> None:
+    def finish(self, conn: WireConnection, cursor: Cursor, work: Work, write: bool) -> None:
         """NOTIFY the other hosts of ``work`` in the transaction, then commit."""
         if write:
             self._announcer.announce(cursor, work)
             cursor.execute("COMMIT")
 
-    def abort(self, conn: psycopg.Connection[Any]) -> None:
-        """Roll back (a broken connection has nothing to roll back). Through psycopg's own
-        rollback, which also forgets the statements it prepared: one whose preparation went out
-        behind a failed statement was skipped by the server, and a plain ROLLBACK statement,
-        once psycopg has prepared it too, no longer makes psycopg forget them.
-        """
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+    def abort(self, conn: WireConnection) -> None:
+        """Roll back (a broken connection has nothing to roll back)."""
+        if not conn.closed and conn.transaction_status != TransactionStatus.IDLE:
             conn.rollback()
 
     def is_retryable(self, error: Exception) -> bool:
         """Deadlocks and serialization failures (two steps messaging each other's instances)."""
         return getattr(error, "sqlstate", None) in RETRYABLE_SQLSTATES
 
-    def is_disconnect(self, error: Exception, conn: psycopg.Connection[Any]) -> bool:
+    def is_disconnect(self, error: Exception, conn: WireConnection) -> bool:
         """The server went away (restarted, or a proxy dropped the connection)."""
-        return isinstance(error, psycopg.OperationalError) and (conn.closed or conn.broken)
+        return isinstance(error, psycopg.OperationalError) and conn.closed
 
     def in_ids(self, column: str, param: str) -> str:
         """An array parameter."""

@@ -1,0 +1,133 @@
+"""PostgreSQL: the store's lean connection (pgwire.py) against a real server: parameters and
+values as psycopg adapts them, replies matched to the statements that asked, failures raised
+once with everything behind them skipped, and no deadlock when replies outgrow the sockets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import psycopg
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from durafn.store.pgwire import WireConnection, numbered
+
+pytestmark = pytest.mark.postgres
+
+T0 = datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def wire(postgres_url: str) -> Iterator[WireConnection]:
+    """A lean connection to a fresh schema, with a table to write to."""
+    url = make_url(postgres_url)
+    conn = WireConnection(
+        psycopg.connect(
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            dbname=url.database,
+            options=str(url.query["options"]),
+            autocommit=True,
+        )
+    )
+    conn.cursor().execute("CREATE TABLE things (id integer PRIMARY KEY, note text)")
+    yield conn
+    conn.close()
+
+
+def test_placeholders_become_numbered_parameters() -> None:
+    assert numbered("SELECT %(a)s, %(b)s, %(a)s, '5%%'") == ("SELECT $1, $2, $1, '5%'", ("a", "b"))
+    assert numbered("SELECT %s, %s") == ("SELECT $1, $2", None)
+    with pytest.raises(ValueError, match="mixed"):
+        numbered("SELECT %(a)s, %s")
+
+
+def test_values_go_and_come_back_as_psycopg_adapts_them(wire: WireConnection) -> None:
+    cursor = wire.cursor()
+    cursor.execute(
+        "SELECT %(n)s + 1, %(text)s, %(at)s, %(nothing)s::text, 'x' = ANY(%(ids)s)",
+        {"n": 41, "text": "héllo", "at": T0, "nothing": None, "ids": ["y", "x"]},
+    )
+    assert cursor.fetchone() == (42, "héllo", T0, None, True)
+    assert cursor.description is not None and len(cursor.description) == 5
+    cursor.execute("SELECT %s || %s", ("a", "b"))  # positional, as NOTIFY's are sent
+    assert cursor.fetchall() == [("ab",)]
+
+
+def test_replies_in_a_pipeline_reach_the_cursors_that_asked(wire: WireConnection) -> None:
+    with wire.pipeline() as wait:
+        writer, first, second = wire.cursor(), wire.cursor(), wire.cursor()
+        writer.execute("BEGIN")
+        writer.executemany(
+            "INSERT INTO things (id, note) VALUES (%(id)s, %(note)s)",
+            [{"id": n, "note": f"n{n}"} for n in range(5)],
+        )
+        first.execute("SELECT note FROM things WHERE id < %(below)s ORDER BY id", {"below": 2})
+        second.execute("UPDATE things SET note = 'changed' WHERE id >= %(from)s", {"from": 3})
+        assert first.fetchall() == [("n0",), ("n1",)]  # read before the pipeline ends
+        writer.execute("COMMIT")
+        wait()
+        assert second.rowcount == 2
+    check = wire.cursor()
+    check.execute("SELECT count(*) FROM things WHERE note = 'changed'")
+    assert check.fetchone() == (2,) and check.fetchone() is None
+
+
+def test_a_failure_is_raised_once_and_what_follows_it_is_skipped(wire: WireConnection) -> None:
+    later = wire.cursor()
+    with pytest.raises(psycopg.errors.DivisionByZero), wire.pipeline():
+        wire.cursor().execute("BEGIN")
+        wire.cursor().execute("INSERT INTO things (id) VALUES (1)")
+        wire.cursor().execute("SELECT 1 / %(zero)s", {"zero": 0})
+        later.execute("INSERT INTO things (id) VALUES (2)")
+        wire.cursor().execute("COMMIT")
+    with pytest.raises(psycopg.errors.PipelineAborted):
+        later.fetchone()
+    assert wire.transaction_status is psycopg.pq.TransactionStatus.INERROR
+    wire.rollback()
+    cursor = wire.cursor()
+    cursor.execute("SELECT count(*) FROM things")
+    assert cursor.fetchone() == (0,)  # the insert before the failure was undone too
+
+
+def test_a_statement_first_sent_behind_a_failure_is_prepared_again(wire: WireConnection) -> None:
+    insert = "INSERT INTO things (id) VALUES (%(id)s)"
+    with pytest.raises(psycopg.errors.DivisionByZero), wire.pipeline():
+        wire.cursor().execute("SELECT 1 / 0")
+        wire.cursor().execute(insert, {"id": 1})  # its preparation is skipped with it
+    for n in range(2, 5):
+        wire.cursor().execute(insert, {"id": n})
+    cursor = wire.cursor()
+    cursor.execute("SELECT array_agg(id ORDER BY id) FROM things")
+    assert cursor.fetchone() == ([2, 3, 4],)
+
+
+@pytest.mark.timeout(60)
+def test_replies_bigger_than_the_sockets_do_not_stall_the_sending(wire: WireConnection) -> None:
+    # The server blocks on sending its replies once the client's socket buffer is full; the
+    # client must keep reading while it sends, or both wait for ever.
+    with wire.pipeline():
+        cursors = [wire.cursor() for _ in range(200)]
+        for cursor in cursors:
+            cursor.execute("SELECT repeat('x', 100000) || %(pad)s", {"pad": "y" * 20000})
+    assert all(cursor.fetchone() == ("x" * 100000 + "y" * 20000,) for cursor in cursors)
+
+
+def test_a_server_that_hung_up_while_idle_is_noticed_before_sending(
+    wire: WireConnection, postgres_admin: sqlalchemy.Engine
+) -> None:
+    cursor = wire.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    with postgres_admin.connect() as admin:
+        admin.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
+    time.sleep(0.2)  # the server closes the socket asynchronously
+    sent = wire.cursor()
+    with pytest.raises(psycopg.OperationalError):
+        sent.execute("SELECT 1")
+    assert wire.closed and sent.outstanding == 0
