@@ -455,6 +455,25 @@ def test_commit_appends_history_in_order(store: Store) -> None:
     assert record is not None and record.history_length == 6
 
 
+def test_a_step_with_more_events_than_one_insert_takes_keeps_them_all_in_order(
+    store: Store,
+) -> None:
+    # A step's events go in as few statements as the row bound allows (32 rows each).
+    store.create_instance("i1", "orch", None, "e1", T0)
+    first = claim_one(store)
+    width = 70
+    scheduled = [
+        TaskScheduled(timestamp=T0, task_id=n, name="act", input=str(n)) for n in range(width)
+    ]
+    work = [NewActivity(n, "act", str(n)) for n in range(width)]
+    assert commit(store, first, *scheduled, activities=work)
+
+    started_event = first.messages[0].event
+    assert store.get_history("i1") == [OrchestratorStarted(timestamp=T0), started_event, *scheduled]
+    record = store.get_instance("i1")
+    assert record is not None and record.history_length == width + 2
+
+
 def test_history_round_trips_every_field(store: Store) -> None:
     failure = FailureDetails("ValueError", "bad", "Traceback ...", "act")
     events: list[HistoryEvent] = [

@@ -33,6 +33,9 @@ INSTANCE_COLUMNS = ", ".join(INSTANCE_FIELDS)
 ACTIVITY_COLUMNS = "id, instance_id, execution_id, task_id, name, input, attempt"
 """The columns an ActivityWorkItem is read from, in its field order."""
 
+HISTORY_ROW_KEYS = tuple((f"seq{n}", f"event_type{n}", f"event{n}") for n in range(32))
+"""The parameter names of each row of ``Statements.insert_history``: at most 32 rows a statement."""
+
 _FINAL = ", ".join(sorted(f"'{s.value}'" for s in FINAL_STATUSES))
 IS_FINAL = f"status IN ({_FINAL})"
 IS_LIVE = f"status NOT IN ({_FINAL})"
@@ -116,10 +119,18 @@ class Statements:
 
         # -- history
         self.history = p("SELECT event FROM history WHERE instance_id = :iid ORDER BY seq")
-        self.insert_history = p(
-            "INSERT INTO history (instance_id, seq, event_type, event) "
-            "VALUES (:instance_id, :seq, :event_type, :event)"
-        )
+        # A step's events go in one statement (a statement costs more than a row): one statement
+        # per number of rows, up to a bound that keeps the prepared statements few.
+        rows = [
+            f"(:instance_id, :{seq}, :{kind}, :{event})" for seq, kind, event in HISTORY_ROW_KEYS
+        ]
+        self.insert_history = [
+            p(
+                "INSERT INTO history (instance_id, seq, event_type, event) VALUES "
+                + ", ".join(rows[:n])
+            )
+            for n in range(1, len(rows) + 1)
+        ]
         self.delete_history = p("DELETE FROM history WHERE instance_id = :iid")
 
         # -- inbox

@@ -27,7 +27,7 @@ from durafn.store.base import (
 )
 from durafn.store.dialect import Dialect
 from durafn.store.driver import Pending, Tx
-from durafn.store.statements import Statements
+from durafn.store.statements import HISTORY_ROW_KEYS, Statements
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,17 @@ class StepWriter:
         self, tx: Tx, instance_id: str, first_seq: int, events: Sequence[HistoryEvent]
     ) -> None:
         """Append ``events`` to the history, numbered from ``first_seq``."""
-        tx.many(
-            self._sql.insert_history,
-            [
-                {
-                    "instance_id": instance_id,
-                    "seq": first_seq + n,
-                    "event_type": event.event_type,
-                    "event": encode_event(event),
-                }
-                for n, event in enumerate(events)
-            ],
-        )
+        bound = len(HISTORY_ROW_KEYS)
+        for start in range(0, len(events), bound):
+            rows = events[start : start + bound]
+            params: dict[str, Any] = {"instance_id": instance_id}
+            for n, ((seq, kind, event), row) in enumerate(
+                zip(HISTORY_ROW_KEYS, rows, strict=False)
+            ):
+                params[seq] = first_seq + start + n
+                params[kind] = row.event_type
+                params[event] = encode_event(row)
+            tx.run(self._sql.insert_history[len(rows) - 1], params)
 
     def insert_activities(
         self,
