@@ -266,16 +266,20 @@ class Statements:
             sets += ["execution_id = :new_eid", "input = :new_input"]
         if release:
             sets += ["lease_owner = NULL", "lease_until = NULL"]
-        held = "lease_owner = :worker"
+        # Each row is found by its primary key alone. A condition that other indexes could
+        # serve (status, lease owner, an activity's instance) is written as "(...) IS TRUE",
+        # which no index serves: without fresh statistics (a young database, or autovacuum
+        # off) PostgreSQL's planner may otherwise walk every row of a status, dead ones too.
+        held = "(lease_owner = :worker) IS TRUE"
         if direct:
             # Unleased and Running; messages waiting go first (arrival order); and the result
             # must still be wanted (its work item not completed elsewhere, not discarded).
             held = (
-                f"status = '{_RUNNING}' AND {_lease_free('instances')} AND NOT EXISTS "
+                f"(status = '{_RUNNING}') IS TRUE AND {_lease_free('instances')} AND NOT EXISTS "
                 "(SELECT 1 FROM inbox WHERE inbox.instance_id = :iid AND visible_at <= :now "
                 "AND (inbox.execution_id IS NULL OR inbox.execution_id = :eid)) AND EXISTS "
-                "(SELECT 1 FROM activities WHERE id = :activity AND activities.instance_id = :iid "
-                "AND activities.execution_id = :eid)"
+                "(SELECT 1 FROM activities WHERE id = :activity AND (activities.instance_id = "
+                ":iid AND activities.execution_id = :eid) IS TRUE)"
             )
         based_on = " AND history_length = :base" if based else ""
         return (
