@@ -5,6 +5,7 @@ once with everything behind them skipped, and no deadlock when replies outgrow t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -38,6 +39,12 @@ def wire(postgres_url: str) -> Iterator[WireConnection]:
     conn.cursor().execute("CREATE TABLE things (id integer PRIMARY KEY, note text)")
     yield conn
     conn.close()
+
+
+def terminate(admin_engine: sqlalchemy.Engine, pid: int) -> None:
+    """End server process ``pid``'s session, as a server restart would."""
+    with admin_engine.connect() as admin:
+        admin.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
 
 
 def test_placeholders_become_numbered_parameters() -> None:
@@ -124,10 +131,27 @@ def test_a_server_that_hung_up_while_idle_is_noticed_before_sending(
     cursor = wire.cursor()
     cursor.execute("SELECT pg_backend_pid()")
     (pid,) = cursor.fetchone()
-    with postgres_admin.connect() as admin:
-        admin.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
+    terminate(postgres_admin, pid)
     time.sleep(0.2)  # the server closes the socket asynchronously
     sent = wire.cursor()
     with pytest.raises(psycopg.OperationalError):
         sent.execute("SELECT 1")
     assert wire.closed and sent.outstanding == 0
+
+
+def test_a_connection_lost_mid_pipeline_fails_every_reply_and_is_not_reused(
+    wire: WireConnection, postgres_admin: sqlalchemy.Engine
+) -> None:
+    cursor = wire.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    hang_up = threading.Timer(0.3, terminate, (postgres_admin, pid))
+    hang_up.start()
+    behind = wire.cursor()
+    with pytest.raises(psycopg.OperationalError), wire.pipeline():
+        wire.cursor().execute("SELECT pg_sleep(5)")
+        behind.execute("SELECT 1")
+    hang_up.join()
+    assert wire.closed
+    with pytest.raises(psycopg.OperationalError):
+        behind.fetchone()

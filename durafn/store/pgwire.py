@@ -231,18 +231,23 @@ class WireConnection:
         """Sync, read every reply and leave pipeline mode; raise the first failure if
         ``raising`` (otherwise the caller is raising already).
         """
-        if self.broken:  # nothing more will come
-            self._awaited.clear()
-            self._failure = None
-            return
         try:
-            self._pg.pipeline_sync()
-            self._awaited.append(None)
-            self._read(lambda: not self._awaited)
-            self._pg.exit_pipeline_mode()
+            if not self.broken:
+                self._pg.pipeline_sync()
+                self._awaited.append(None)
+                self._read(lambda: not self._awaited)
+                self._pg.exit_pipeline_mode()
         except psycopg.OperationalError:
+            # Where the conversation stands is unknown: the connection is never used again.
+            self.conn.close()
             if raising:
                 raise
+        finally:
+            lost = psycopg.OperationalError("the connection was lost before the reply came")
+            while self._awaited:
+                awaited = self._awaited.popleft()
+                if isinstance(awaited, WireCursor):
+                    awaited.failed(lost)
         if raising:
             self._raise_failure()
         self._failure = None
