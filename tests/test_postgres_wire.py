@@ -41,6 +41,14 @@ def wire(postgres_url: str) -> Iterator[WireConnection]:
     conn.close()
 
 
+def backend_pid(wire: WireConnection) -> int:
+    """The server process serving ``wire``."""
+    cursor = wire.cursor()
+    cursor.execute("SELECT pg_backend_pid()")
+    (pid,) = cursor.fetchone()
+    return int(pid)
+
+
 def terminate(admin_engine: sqlalchemy.Engine, pid: int) -> None:
     """End server process ``pid``'s session, as a server restart would."""
     with admin_engine.connect() as admin:
@@ -128,10 +136,7 @@ def test_replies_bigger_than_the_sockets_do_not_stall_the_sending(wire: WireConn
 def test_a_server_that_hung_up_while_idle_is_noticed_before_sending(
     wire: WireConnection, postgres_admin: sqlalchemy.Engine
 ) -> None:
-    cursor = wire.cursor()
-    cursor.execute("SELECT pg_backend_pid()")
-    (pid,) = cursor.fetchone()
-    terminate(postgres_admin, pid)
+    terminate(postgres_admin, backend_pid(wire))
     time.sleep(0.2)  # the server closes the socket asynchronously
     sent = wire.cursor()
     with pytest.raises(psycopg.OperationalError):
@@ -142,10 +147,7 @@ def test_a_server_that_hung_up_while_idle_is_noticed_before_sending(
 def test_a_connection_lost_mid_pipeline_fails_every_reply_and_is_not_reused(
     wire: WireConnection, postgres_admin: sqlalchemy.Engine
 ) -> None:
-    cursor = wire.cursor()
-    cursor.execute("SELECT pg_backend_pid()")
-    (pid,) = cursor.fetchone()
-    hang_up = threading.Timer(0.3, terminate, (postgres_admin, pid))
+    hang_up = threading.Timer(0.3, terminate, (postgres_admin, backend_pid(wire)))
     hang_up.start()
     behind = wire.cursor()
     with pytest.raises(psycopg.OperationalError), wire.pipeline():
