@@ -157,3 +157,11 @@ def test_a_connection_lost_mid_pipeline_fails_every_reply_and_is_not_reused(
     assert wire.closed
     with pytest.raises(psycopg.OperationalError):
         behind.fetchone()
+
+
+def test_a_cursor_whose_statement_failed_runs_the_next_one(wire: WireConnection) -> None:
+    cursor = wire.cursor()
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        cursor.execute("SELECT 1 / 0")
+    cursor.execute("SELECT 2")
+    assert cursor.fetchone() == (2,)

@@ -107,7 +107,7 @@ class WireCursor:
     def replied(self, result: PGresult, rows: list[Any]) -> None:
         """Take the reply to this cursor's oldest statement sent."""
         self.outstanding -= 1
-        self._result, self._rows, self._read = result, rows, 0
+        self._result, self._rows, self._read, self._error = result, rows, 0, None
         self.rowcount = -1 if result.command_tuples is None else result.command_tuples
 
     def failed(self, error: Exception) -> None:

@@ -266,10 +266,11 @@ class Statements:
             sets += ["execution_id = :new_eid", "input = :new_input"]
         if release:
             sets += ["lease_owner = NULL", "lease_until = NULL"]
-        # Each row is found by its primary key alone. A condition that other indexes could
-        # serve (status, lease owner, an activity's instance) is written as "(...) IS TRUE",
-        # which no index serves: without fresh statistics (a young database, or autovacuum
-        # off) PostgreSQL's planner may otherwise walk every row of a status, dead ones too.
+        # The instance and the activity are each found by primary key alone. A condition that
+        # another index could serve (status, lease owner, an activity's instance) is written
+        # "(...) IS TRUE", which no index serves: without fresh statistics (a young database,
+        # or autovacuum off) PostgreSQL's planner may otherwise walk every row that ever had
+        # the status, dead ones too.
         held = "(lease_owner = :worker) IS TRUE"
         if direct:
             # Unleased and Running; messages waiting go first (arrival order); and the result

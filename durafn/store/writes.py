@@ -78,15 +78,15 @@ class StepWriter:
         """Append ``events`` to the history, numbered from ``first_seq``."""
         bound = len(HISTORY_ROW_KEYS)
         for start in range(0, len(events), bound):
-            rows = events[start : start + bound]
+            chunk = events[start : start + bound]
             params: dict[str, Any] = {"instance_id": instance_id}
-            for n, ((seq, kind, event), row) in enumerate(
-                zip(HISTORY_ROW_KEYS, rows, strict=False)
+            for n, ((seq_key, type_key, event_key), event) in enumerate(
+                zip(HISTORY_ROW_KEYS, chunk, strict=False)
             ):
-                params[seq] = first_seq + start + n
-                params[kind] = row.event_type
-                params[event] = encode_event(row)
-            tx.run(self._sql.insert_history[len(rows) - 1], params)
+                params[seq_key] = first_seq + start + n
+                params[type_key] = event.event_type
+                params[event_key] = encode_event(event)
+            tx.run(self._sql.insert_history[len(chunk) - 1], params)
 
     def insert_activities(
         self,
