@@ -182,10 +182,11 @@ class Tx:
 
     def _replying(self, sql: str, params: Params | None, *, read_now: bool = True) -> Cursor:
         """Execute on a cursor whose reply is this statement's alone. Where the driver
-        pipelines, psycopg sets each reply on the cursor that sent it whenever the reply
-        arrives, so a reply to an earlier statement could land on a shared cursor after a later
-        one started on it. Statements whose replies are not read share one cursor; a reply read
-        at once uses another, which never has a reply outstanding; one read later, its own.
+        pipelines, each reply replaces the last one on the cursor that sent it whenever the
+        reply is read, so a reply to an earlier statement could land on a shared cursor after a
+        later one started on it. Statements whose replies are not read share one cursor; a
+        reply read at once uses another, which never has a reply outstanding; one read later,
+        its own.
         """
         if self.wait is None:
             cursor = self.cursor
