@@ -243,11 +243,11 @@ class WireConnection:
             if raising:
                 raise
         finally:
-            lost = psycopg.OperationalError("the connection was lost before the reply came")
-            while self._awaited:
+            while self._awaited:  # only when the replies could not be read
                 awaited = self._awaited.popleft()
                 if isinstance(awaited, WireCursor):
-                    awaited.failed(lost)
+                    lost = "the connection was lost before the reply came"
+                    awaited.failed(psycopg.OperationalError(lost))
         if raising:
             self._raise_failure()
         self._failure = None
