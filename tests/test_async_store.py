@@ -1,6 +1,9 @@
-"""AsyncStore: calls waiting for the store thread run together, one transaction per group."""
+"""AsyncStore: calls made together run as one group, one transaction per group, on the loop where
+the store never waits on I/O and on the store thread otherwise or when they would wait."""
 
 import asyncio
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -17,16 +20,26 @@ from durafn.store.base import Outcome
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
-def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(
+    tmp_path: Path, synchronous: str
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}?synchronous={synchronous}")
     groups: list[int] = []
-    real_batch = store.batch
+    real_batch, real_batch_now = store.batch, store.batch_now
 
     def counting_batch(calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
         groups.append(len(calls))
         return real_batch(calls)
 
+    def counting_batch_now(calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
+        outcomes = real_batch_now(calls)
+        if outcomes is not None:
+            groups.append(len(calls))
+        return outcomes
+
     store.batch = counting_batch  # type: ignore[method-assign]
+    store.batch_now = counting_batch_now  # type: ignore[method-assign]
     db = AsyncStore(store)
 
     async def main() -> list[Any]:
@@ -44,7 +57,7 @@ def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(tmp_path: Pa
     finally:
         db.close()
     assert [type(r) for r in results] == [type(None)] * 40 + [InstanceExistsError]
-    assert sum(groups) == 41 and len(groups) < 41  # a lone first call, then the rest together
+    assert sum(groups) == 41 and len(groups) < 41  # grouped, in one or a few transactions
     reopened = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
     try:
         assert all(reopened.get_instance(f"i{n}") is not None for n in range(40))
@@ -52,6 +65,80 @@ def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(tmp_path: Pa
         assert record is not None and record.execution_id == "e-7"
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize(("synchronous", "on_loop"), [("NORMAL", True), ("FULL", False)])
+def test_calls_run_on_the_loop_only_where_the_store_never_waits_on_io(
+    tmp_path: Path, synchronous: str, on_loop: bool
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}?synchronous={synchronous}")
+    db = AsyncStore(store)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(db.run(threading.get_ident), db.run(threading.get_ident)))
+
+    try:
+        ran_on = asyncio.run(main())
+    finally:
+        db.close()
+    assert (ran_on == [threading.get_ident()] * 2) is on_loop
+
+
+def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: Path) -> None:
+    """Another process's write lock (here another connection's) must not stall the loop: the
+    call waits on the store thread and commits once the lock is released.
+    """
+    path = tmp_path / "durafn.db"
+    store = open_store(f"sqlite:///{path}")
+    db = AsyncStore(store)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def main() -> int:
+        ticks = 0
+        create = asyncio.ensure_future(db.run(store.create_instance, "a", "orch", None, "e", T0))
+        while ticks < 20:  # the loop keeps turning while the call waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not create.done()
+        other.execute("ROLLBACK")
+        await create
+        return ticks
+
+    try:
+        assert asyncio.run(main()) == 20
+        record = store.get_instance("a")
+        assert record is not None and record.execution_id == "e"
+    finally:
+        other.close()
+        db.close()
+
+
+def test_a_call_made_before_close_still_runs(tmp_path: Path) -> None:
+    path = tmp_path / "durafn.db"
+    store = open_store(f"sqlite:///{path}")
+    db = AsyncStore(store)
+
+    async def main() -> None:
+        create = asyncio.ensure_future(db.run(store.create_instance, "a", "orch", None, "e", T0))
+        await asyncio.sleep(0)  # the call is made; the loop has not run it yet
+        db.close()
+        await create
+
+    asyncio.run(main())
+    reopened = open_store(f"sqlite:///{path}")
+    try:
+        assert reopened.get_instance("a") is not None
+    finally:
+        reopened.close()
+
+
+def test_a_call_after_close_fails_rather_than_waiting_for_ever(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
+    db = AsyncStore(store)
+    db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(db.run(store.get_instance, "a"))
 
 
 def test_a_call_that_fails_outside_the_store_reaches_only_its_caller(tmp_path: Path) -> None:

@@ -1,9 +1,13 @@
-"""AsyncStore: a Store's blocking calls run on a dedicated thread, off the event loop, grouped.
+"""AsyncStore: a Store's blocking calls for asyncio callers, grouped, off the loop when they wait.
 
-Calls made while the store thread is busy wait for it together and then run as one group
-(:meth:`Store.batch`): one transaction, one commit and one thread hop for all of them, which is
-what lets many instances' steps share the cost of a commit (group commit). A lone call runs at
-once, so grouping adds no latency.
+Calls made together run as one group (:meth:`Store.batch`): one transaction and one commit for
+all of them, which is what lets many instances' steps share the cost of a commit (group
+commit). Where the store's transactions never wait on I/O (SQLite with ``synchronous=NORMAL``),
+the calls a loop makes in one turn run as a group on the loop itself, in its next turn: a
+thread hop there and back cost more than the transaction. A group that would have to wait (for
+another process's write lock), and every group of a store that does I/O, runs on a dedicated
+thread instead, which groups the calls that arrive while it is busy. A lone call runs at once
+either way, so grouping adds no latency.
 """
 
 from __future__ import annotations
@@ -32,15 +36,46 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._closed = False
+        self._immediate = store.immediate
+        self._turn: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        """Per loop, the calls made in its current turn, to run in its next."""
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="durafn-store", daemon=True)
         self._thread.start()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(*args, **kwargs)`` (a method of the store) on the store thread."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._calls.put((functools.partial(fn, *args, **kwargs), future))
+        """Run ``fn(*args, **kwargs)`` (a method of the store), grouped with other calls."""
+        if self._closed:
+            raise _closed_error()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        call = (functools.partial(fn, *args, **kwargs), future)
+        if self._immediate:
+            turn = self._turn.get(loop)
+            if turn is None:
+                turn = self._turn[loop] = []
+                loop.call_soon(self._run_turn, loop)
+            turn.append(call)
+        else:
+            self._calls.put(call)
         return cast(T, await future)
+
+    def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the calls ``loop`` made in its last turn, on the loop, or hand them to the
+        store thread when they would wait.
+        """
+        calls = self._turn.pop(loop, [])  # none: close handed them to the store thread
+        for start in range(0, len(calls), MAX_GROUP):
+            group = calls[start : start + MAX_GROUP]
+            outcomes = self.store.batch_now([fn for fn, _ in group])
+            if outcomes is None and self._closed:  # the thread is gone or going
+                outcomes = [Outcome(error=_closed_error())] * len(group)
+            if outcomes is None:
+                for call in group:
+                    self._calls.put(call)
+            else:
+                _settle([(future, o) for (_, future), o in zip(group, outcomes, strict=True)])
 
     def _serve(self) -> None:
         """The store thread: run whatever calls wait, as one group, until closed."""
@@ -72,9 +107,17 @@ class AsyncStore:
 
     def close(self) -> None:
         """Wait for calls in flight, then close the store."""
+        self._closed = True
+        for loop in list(self._turn):  # calls made and not yet run: the thread runs them first
+            for call in self._turn.pop(loop, []):
+                self._calls.put(call)
         self._calls.put(None)
         self._thread.join()
         self.store.close()
+
+
+def _closed_error() -> RuntimeError:
+    return RuntimeError("the store is closed: open another client or runtime to go on")
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], Outcome]]) -> None:

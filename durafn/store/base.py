@@ -234,6 +234,8 @@ class Store(Protocol):
     """
 
     url: str
+    immediate: bool
+    """True when :meth:`batch_now` may run calls: the store's transactions never wait on I/O."""
 
     def create_instance(
         self,
@@ -380,6 +382,13 @@ class Store(Protocol):
         transaction where possible (group commit), and return each one's outcome: what it would
         have returned or raised run alone. If the shared transaction fails, each call runs again
         in its own, so that a failure is the failing call's alone.
+        """
+        ...
+
+    def batch_now(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
+        """Run ``calls`` as :meth:`batch` does, on this thread, if that needs no waiting on I/O
+        or on another writer's lock; None when it would (nothing is written then): run
+        :meth:`batch` where waiting blocks nobody.
         """
         ...
 

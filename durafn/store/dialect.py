@@ -47,6 +47,9 @@ class Dialect(Driver, Protocol):
     inserted: str
     """An upsert's RETURNING expression: true when the row is new, not a replaced one (or
     always false where the database cannot tell)."""
+    immediate: bool
+    """True when a transaction never waits on I/O, only (rarely) on another writer's lock: its
+    calls may then run on the caller's own thread (see Store.batch_now)."""
 
     def in_ids(self, column: str, param: str) -> str:
         """SQL testing that ``column`` is one of the ids bound to ``param`` (see :meth:`ids`)."""

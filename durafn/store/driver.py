@@ -48,8 +48,10 @@ class Cursor(Protocol):
 class Driver(Protocol):
     """How one database's DB-API driver is connected, spelled and given transactions."""
 
-    def connect(self) -> Any:
-        """Open a new DB-API connection configured for the store."""
+    def connect(self, wait: bool = True) -> Any:
+        """Open a new DB-API connection configured for the store; ``wait`` False: one whose
+        transactions fail at once where they would wait for another writer's lock.
+        """
         ...
 
     def prepare(self, sql: str) -> str:
@@ -235,19 +237,22 @@ class Connections:
         self._open: list[Any] = []
         self._closed = False
 
-    def _connection(self) -> Any:
+    def _connection(self, wait: bool = True) -> Any:
         if self._closed:
             raise RuntimeError("the store is closed")
-        conn = getattr(self._local, "conn", None)
+        slot = "conn" if wait else "eager_conn"
+        conn = getattr(self._local, slot, None)
         if conn is None:
             with self._lock:
-                conn = self._driver.connect()
+                conn = self._driver.connect(wait)
                 self._open.append(conn)
-            self._local.conn = conn
+            setattr(self._local, slot, conn)
         return conn
 
     def _discard(self, conn: Any) -> None:
-        self._local.conn = None
+        for slot in ("conn", "eager_conn"):
+            if getattr(self._local, slot, None) is conn:
+                setattr(self._local, slot, None)
         with self._lock:
             if conn in self._open:
                 self._open.remove(conn)
@@ -297,15 +302,16 @@ class Connections:
                 cursor.close()
 
     @contextlib.contextmanager
-    def group(self) -> Iterator[None]:
+    def group(self, wait: bool = True) -> Iterator[None]:
         """One write transaction that the transactions started inside it join; committed at the
-        end, rolled back (all of it) if the block raises.
+        end, rolled back (all of it) if the block raises. ``wait`` False: on this thread's
+        connection that fails where it would wait for a lock (see Driver.connect).
         """
-        conn = self._connection()
+        conn = self._connection(wait)
         cursor = conn.cursor()
         try:
-            with self._driver.pipeline(conn) as wait:
-                tx = Tx(conn, cursor, wait)
+            with self._driver.pipeline(conn) as read_replies:
+                tx = Tx(conn, cursor, read_replies)
                 self._driver.begin(cursor, True)
                 self._local.group = tx
                 yield

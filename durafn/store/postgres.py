@@ -69,14 +69,16 @@ class PostgresDialect:
     skip_locked = " FOR UPDATE SKIP LOCKED"
     for_share = " FOR SHARE"
     inserted = "(xmax = 0)"  # a row that was never updated
+    immediate = False  # every statement waits on the server
 
     def __init__(self, engine: Engine) -> None:
         self._announcer = Announcer()
         self._connect_args = connect_args(engine)
 
-    def connect(self) -> WireConnection:
+    def connect(self, wait: bool = True) -> WireConnection:
         """A connection of the store's own: a lone SELECT is one round trip, and a write spells
-        its BEGIN.
+        its BEGIN. ``wait`` is for dialects whose transactions run at once (``immediate``);
+        the store never asks this one for a connection that does not wait.
         """
         args, kwargs = self._connect_args
         return WireConnection(psycopg.connect(*args, **{**kwargs, "autocommit": True}))

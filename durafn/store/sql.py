@@ -69,6 +69,7 @@ class SqlStore:
         self._sql = Statements(dialect)
         self._writer = StepWriter(dialect, self._sql)
         self._connections = Connections(dialect)
+        self.immediate = dialect.immediate
         try:
             ensure_schema(engine, dialect, engine.url.render_as_string(hide_password=True))
         except BaseException:
@@ -357,6 +358,19 @@ class SqlStore:
             except Exception:
                 log.debug("a grouped transaction failed; running its calls one by one")
         return [_outcome(call, Exception) for call in calls]
+
+    def batch_now(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
+        """Run ``calls`` in one transaction at once, or None (see Store.batch_now)."""
+        if not self.immediate:
+            return None
+        try:
+            with self._connections.group(wait=False):
+                return [_outcome(call, DurafnError) for call in calls]
+        except Exception:
+            # another writer holds the lock, or a call failed: batch waits, or sorts the calls
+            # out one by one, and the group's rollback has left nothing behind
+            log.debug("a group could not run at once; it goes to batch")
+            return None
 
     def close(self) -> None:
         """Release connections and the host lock; the store is unusable afterwards."""

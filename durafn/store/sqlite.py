@@ -111,17 +111,23 @@ class SqliteDialect:
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path
         self._synchronous = synchronous
+        # with NORMAL a commit only writes to the WAL, which the OS caches; with FULL each
+        # commit waits for an fsync
+        self.immediate = synchronous == "NORMAL"
         self._lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
         self._checkpointer: Checkpointer | None = None
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self, wait: bool = True) -> sqlite3.Connection:
         """A connection of the store's own, configured like the engine's, that leaves
-        checkpoints to the store's checkpointer thread.
+        checkpoints to the store's checkpointer thread; ``wait`` False: with no busy timeout,
+        so BEGIN IMMEDIATE fails at once while another writer holds the lock.
         """
         conn = sqlite3.connect(self._path, check_same_thread=False)
         _configure(conn, self._synchronous)
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        if not wait:
+            conn.execute("PRAGMA busy_timeout = 0")
         if self._checkpointer is None:
             self._checkpointer = Checkpointer(self._path, self._synchronous)
         return conn
