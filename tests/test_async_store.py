@@ -126,11 +126,7 @@ def test_a_call_made_before_close_still_runs(tmp_path: Path) -> None:
         await create
 
     asyncio.run(main())
-    reopened = open_store(f"sqlite:///{path}")
-    try:
-        assert reopened.get_instance("a") is not None
-    finally:
-        reopened.close()
+    assert _stored(path, "a")
 
 
 def test_a_call_after_close_fails_rather_than_waiting_for_ever(tmp_path: Path) -> None:
@@ -139,6 +135,36 @@ def test_a_call_after_close_fails_rather_than_waiting_for_ever(tmp_path: Path) -
     db.close()
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(db.run(store.get_instance, "a"))
+
+
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+def test_close_from_another_thread_waits_for_the_call_running(
+    tmp_path: Path, synchronous: str
+) -> None:
+    # the runtime closes its store in an executor thread while the loop goes on
+    path = tmp_path / "durafn.db"
+    store = open_store(f"sqlite:///{path}?synchronous={synchronous}")
+    db = AsyncStore(store)
+    running, closing = threading.Event(), threading.Event()
+
+    def create_once_close_began() -> None:
+        running.set()
+        assert closing.wait(5)
+        time.sleep(0.05)  # time enough for a close that does not wait to close the store
+        store.create_instance("a", "orch", None, "e", T0)
+
+    def close() -> None:
+        assert running.wait(5)
+        closing.set()
+        db.close()
+
+    async def main() -> None:
+        closed = asyncio.get_running_loop().run_in_executor(None, close)
+        await db.run(create_once_close_began)
+        await closed
+
+    asyncio.run(main())
+    assert _stored(path, "a")
 
 
 def test_a_call_that_fails_outside_the_store_reaches_only_its_caller(tmp_path: Path) -> None:
@@ -194,3 +220,12 @@ def test_the_wal_is_checkpointed_into_the_database_while_the_store_is_open(
         assert path.stat().st_size > before
     finally:
         store.close()
+
+
+def _stored(path: Path, instance_id: str) -> bool:
+    """Whether the instance is in the database, as a store opened afresh reads it."""
+    reopened = open_store(f"sqlite:///{path}")
+    try:
+        return reopened.get_instance(instance_id) is not None
+    finally:
+        reopened.close()

@@ -32,11 +32,13 @@ _Call = tuple[Callable[[], Any], asyncio.Future[Any]]
 
 
 class AsyncStore:
-    """Wraps a Store for asyncio callers; its calls run on one thread, in groups."""
+    """Wraps a Store for asyncio callers; its calls run in groups, on the loop or its thread."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._closed = False
+        self._lock = threading.Lock()
+        """Held to make a call, run a turn or close, so no call is left behind a closed store."""
         self._immediate = store.immediate
         self._turn: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
         """Per loop, the calls made in its current turn, to run in its next."""
@@ -46,36 +48,40 @@ class AsyncStore:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` (a method of the store), grouped with other calls."""
-        if self._closed:
-            raise _closed_error()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         call = (functools.partial(fn, *args, **kwargs), future)
-        if self._immediate:
-            turn = self._turn.get(loop)
-            if turn is None:
-                turn = self._turn[loop] = []
-                loop.call_soon(self._run_turn, loop)
-            turn.append(call)
-        else:
-            self._calls.put(call)
+        with self._lock:
+            if self._closed:
+                raise _closed_error()
+            if self._immediate:
+                turn = self._turn.get(loop)
+                if turn is None:
+                    turn = self._turn[loop] = []
+                    loop.call_soon(self._run_turn, loop)
+                turn.append(call)
+            else:
+                self._calls.put(call)
         return cast(T, await future)
 
     def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the calls ``loop`` made in its last turn, on the loop, or hand them to the
         store thread when they would wait.
         """
-        calls = self._turn.pop(loop, [])  # none: close handed them to the store thread
-        for start in range(0, len(calls), MAX_GROUP):
-            group = calls[start : start + MAX_GROUP]
-            outcomes = self.store.batch_now([fn for fn, _ in group])
-            if outcomes is None and self._closed:  # the thread is gone or going
-                outcomes = [Outcome(error=_closed_error())] * len(group)
-            if outcomes is None:
-                for call in group:
-                    self._calls.put(call)
-            else:
-                _settle([(future, o) for (_, future), o in zip(group, outcomes, strict=True)])
+        settled: list[tuple[asyncio.Future[Any], Outcome]] = []
+        # close (on another thread) waits for this turn: the store stays open under it, and
+        # calls handed on reach the store thread before its last call
+        with self._lock:
+            calls = self._turn.pop(loop, [])  # none: close handed them to the store thread
+            for start in range(0, len(calls), MAX_GROUP):
+                group = calls[start : start + MAX_GROUP]
+                outcomes = self.store.batch_now([fn for fn, _ in group])
+                if outcomes is None:
+                    for call in group:
+                        self._calls.put(call)
+                else:
+                    settled += [(future, o) for (_, future), o in zip(group, outcomes, strict=True)]
+        _settle(settled)
 
     def _serve(self) -> None:
         """The store thread: run whatever calls wait, as one group, until closed."""
@@ -107,11 +113,13 @@ class AsyncStore:
 
     def close(self) -> None:
         """Wait for calls in flight, then close the store."""
-        self._closed = True
-        for loop in list(self._turn):  # calls made and not yet run: the thread runs them first
-            for call in self._turn.pop(loop, []):
-                self._calls.put(call)
-        self._calls.put(None)
+        with self._lock:
+            self._closed = True
+            for calls in self._turn.values():  # made and not yet run: the thread runs them first
+                for call in calls:
+                    self._calls.put(call)
+            self._turn.clear()
+            self._calls.put(None)
         self._thread.join()
         self.store.close()
 
