@@ -93,6 +93,14 @@ def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: 
     db = AsyncStore(store)
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
+    stalled = threading.Event()
+
+    def unstall() -> None:  # only if the loop stalled: it would wait for the lock for ever
+        stalled.set()
+        other.execute("ROLLBACK")
+
+    watchdog = threading.Timer(10, unstall)
+    watchdog.start()
 
     async def main() -> int:
         ticks = 0
@@ -100,7 +108,8 @@ def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: 
         while ticks < 20:  # the loop keeps turning while the call waits
             await asyncio.sleep(0.01)
             ticks += 1
-        assert not create.done()
+        watchdog.cancel()
+        assert not stalled.is_set() and not create.done()
         other.execute("ROLLBACK")
         await create
         return ticks
