@@ -15,16 +15,17 @@ import pytest
 from durafn.errors import InstanceExistsError
 from durafn.store import open_store
 from durafn.store.aio import AsyncStore
-from durafn.store.base import Outcome
+from durafn.store.base import Outcome, Store
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
+DB = "durafn.db"
 
 
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(
     tmp_path: Path, synchronous: str
 ) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}?synchronous={synchronous}")
+    store, db = _opened(tmp_path, synchronous)
     groups: list[int] = []
     real_batch, real_batch_now = store.batch, store.batch_now
 
@@ -40,7 +41,6 @@ def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(
 
     store.batch = counting_batch  # type: ignore[method-assign]
     store.batch_now = counting_batch_now  # type: ignore[method-assign]
-    db = AsyncStore(store)
 
     async def main() -> list[Any]:
         ids = [f"i{n}" for n in range(40)] + ["i7"]  # one id twice: that start alone fails
@@ -58,7 +58,7 @@ def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(
         db.close()
     assert [type(r) for r in results] == [type(None)] * 40 + [InstanceExistsError]
     assert sum(groups) == 41 and len(groups) < 41  # grouped, in one or a few transactions
-    reopened = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
+    reopened = open_store(f"sqlite:///{tmp_path / DB}")
     try:
         assert all(reopened.get_instance(f"i{n}") is not None for n in range(40))
         record = reopened.get_instance("i7")
@@ -71,8 +71,7 @@ def test_concurrent_calls_are_grouped_and_each_gets_its_own_outcome(
 def test_calls_run_on_the_loop_only_where_the_store_never_waits_on_io(
     tmp_path: Path, synchronous: str, on_loop: bool
 ) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}?synchronous={synchronous}")
-    db = AsyncStore(store)
+    _, db = _opened(tmp_path, synchronous)
 
     async def main() -> list[int]:
         return list(await asyncio.gather(db.run(threading.get_ident), db.run(threading.get_ident)))
@@ -88,10 +87,8 @@ def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: 
     """Another process's write lock (here another connection's) must not stall the loop: the
     call waits on the store thread and commits once the lock is released.
     """
-    path = tmp_path / "durafn.db"
-    store = open_store(f"sqlite:///{path}")
-    db = AsyncStore(store)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    store, db = _opened(tmp_path)
+    other = sqlite3.connect(tmp_path / DB, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     stalled = threading.Event()
 
@@ -124,9 +121,7 @@ def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: 
 
 
 def test_a_call_made_before_close_still_runs(tmp_path: Path) -> None:
-    path = tmp_path / "durafn.db"
-    store = open_store(f"sqlite:///{path}")
-    db = AsyncStore(store)
+    store, db = _opened(tmp_path)
 
     async def main() -> None:
         create = asyncio.ensure_future(db.run(store.create_instance, "a", "orch", None, "e", T0))
@@ -135,12 +130,11 @@ def test_a_call_made_before_close_still_runs(tmp_path: Path) -> None:
         await create
 
     asyncio.run(main())
-    assert _stored(path, "a")
+    assert _stored(tmp_path, "a")
 
 
 def test_a_call_after_close_fails_rather_than_waiting_for_ever(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
-    db = AsyncStore(store)
+    store, db = _opened(tmp_path)
     db.close()
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(db.run(store.get_instance, "a"))
@@ -151,9 +145,7 @@ def test_close_from_another_thread_waits_for_the_call_running(
     tmp_path: Path, synchronous: str
 ) -> None:
     # the runtime closes its store in an executor thread while the loop goes on
-    path = tmp_path / "durafn.db"
-    store = open_store(f"sqlite:///{path}?synchronous={synchronous}")
-    db = AsyncStore(store)
+    store, db = _opened(tmp_path, synchronous)
     running, closing = threading.Event(), threading.Event()
 
     def create_once_close_began() -> None:
@@ -173,12 +165,11 @@ def test_close_from_another_thread_waits_for_the_call_running(
         await closed
 
     asyncio.run(main())
-    assert _stored(path, "a")
+    assert _stored(tmp_path, "a")
 
 
 def test_a_call_that_fails_outside_the_store_reaches_only_its_caller(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
-    db = AsyncStore(store)
+    store, db = _opened(tmp_path)
 
     def explode() -> None:
         raise OSError("disk gone")
@@ -201,8 +192,7 @@ def test_a_call_that_fails_outside_the_store_reaches_only_its_caller(tmp_path: P
 
 @pytest.mark.parametrize("count", [1, 300])
 def test_every_waiting_call_runs(tmp_path: Path, count: int) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'durafn.db'}")
-    db = AsyncStore(store)
+    store, db = _opened(tmp_path)
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(db.run(store.get_instance, f"i{n}") for n in range(count)))
@@ -217,7 +207,7 @@ def test_the_wal_is_checkpointed_into_the_database_while_the_store_is_open(
     tmp_path: Path,
 ) -> None:
     """The store's connections leave checkpoints to its checkpointer thread, which must run."""
-    path = tmp_path / "durafn.db"
+    path = tmp_path / DB
     store = open_store(f"sqlite:///{path}")
     try:
         before = path.stat().st_size
@@ -231,9 +221,15 @@ def test_the_wal_is_checkpointed_into_the_database_while_the_store_is_open(
         store.close()
 
 
-def _stored(path: Path, instance_id: str) -> bool:
+def _opened(tmp_path: Path, synchronous: str = "NORMAL") -> tuple[Store, AsyncStore]:
+    """A store on the SQLite file in ``tmp_path``, and the AsyncStore wrapping it."""
+    store = open_store(f"sqlite:///{tmp_path / DB}?synchronous={synchronous}")
+    return store, AsyncStore(store)
+
+
+def _stored(tmp_path: Path, instance_id: str) -> bool:
     """Whether the instance is in the database, as a store opened afresh reads it."""
-    reopened = open_store(f"sqlite:///{path}")
+    reopened = open_store(f"sqlite:///{tmp_path / DB}")
     try:
         return reopened.get_instance(instance_id) is not None
     finally:
