@@ -8,16 +8,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
-from test_store_conformance import at, claim_one, leased_activity, on_result
+from test_store_conformance import T0, at, claim_one, first_step, leased_activity, on_result
 
+from durafn.errors import InstanceExistsError
 from durafn.replay.history import EventRaised, TaskCompleted
 from durafn.store import NewMessage, Store
 from durafn.store.base import StepCommit
+from durafn.store.pgwire import WireConnection
 
 pytestmark = pytest.mark.postgres
 
@@ -111,3 +113,56 @@ def test_a_refused_step_in_a_group_leaves_the_others_committed(pg_store: Store) 
     assert [o.value for o in outcomes] == [None, None, []]
     assert pg_store.get_history("i1")[length:][1] == done
     assert pg_store.get_instance("i3") is not None
+
+
+def test_a_first_step_waits_on_the_server_once(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The start, its step and the COMMIT go out together: a start does not wait for its upsert.
+    waits: list[None] = []
+    read = WireConnection._read
+
+    def counted(conn: WireConnection, done: Callable[[], bool]) -> None:
+        waits.append(None)
+        read(conn, done)
+
+    monkeypatch.setattr(WireConnection, "_read", counted)
+
+    assert pg_store.commit_step(first_step("i1", "e1"), T0) == []
+
+    assert len(waits) == 1
+    record = pg_store.get_instance("i1")
+    assert record is not None and record.execution_id == "e1"
+
+
+def test_a_first_step_of_an_id_another_host_is_starting_is_refused_and_writes_nothing(
+    pg_store: Store, other_host: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    # The other host's start is not committed when the step's upsert arrives: the upsert waits
+    # on the key, then finds the id active, and the writes sent behind it are undone.
+    other_host.execute(
+        "INSERT INTO instances (instance_id, name, execution_id, status, created_time, "
+        "last_updated_time, history_length) VALUES ('i1', 'orch', 'e1', 'Pending', %s, %s, 0)",
+        (T0, T0),
+    )
+    outcome: list[object] = []
+
+    def start() -> None:
+        try:
+            outcome.append(pg_store.commit_step(first_step("i1", "e2"), T0))
+        except InstanceExistsError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    time.sleep(0.3)  # the step waits for the other host's row
+    assert thread.is_alive()
+    other_host.commit()
+    thread.join(10)
+
+    [error] = outcome
+    assert isinstance(error, InstanceExistsError) and error.status == "Pending"
+    record = pg_store.get_instance("i1")
+    assert record is not None and record.execution_id == "e1"
+    assert pg_store.get_history("i1") == []
+    assert pg_store.claim_activities("w1", T0, at(30), 10) == []

@@ -104,11 +104,14 @@ class SqlStore:
         """Create the instance as Pending with an ExecutionStarted message (see Store)."""
         start = Start(instance_id, name, input, execution_id)
 
-        def op(tx: Tx) -> None:
-            self._writer.start(tx, start, now)
+        def op(tx: Tx, read_reply: bool) -> None:
+            self._writer.start(tx, start, now, read_reply=read_reply)
             tx.announce(Work.ORCHESTRATIONS)
 
-        self._write(op)
+        try:
+            self._write(lambda tx: op(tx, False))
+        except Refused:  # the id is active, or was: the rerun reads why (see StepWriter.start)
+            self._write(lambda tx: op(tx, True))
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance, or None when there is none with that id."""
@@ -202,6 +205,13 @@ class SqlStore:
         """Apply one step atomically; the activities leased to the committer, or None (refused)."""
         try:
             return self._write(lambda tx: self._writer.apply_step(tx, commit, now))
+        except Refused:
+            if commit.new_instance is None:
+                return None
+        # The start was refused unread (see StepWriter.start): the rerun reads why, so an active
+        # id is named in InstanceExistsError and one that finished meanwhile starts after all.
+        try:
+            return self._write(lambda tx: self._writer.apply_step(tx, commit, now, read_start=True))
         except Refused:
             return None
 

@@ -87,7 +87,7 @@ class Statements:
             f"SELECT instance_id FROM instances WHERE {ids('instance_id', 'ids')} AND {IS_LIVE}"
         )
         # The unique key decides: a live row makes the WHERE false, so its id is not returned.
-        self.upsert = p(
+        upsert = (
             "INSERT INTO instances (instance_id, name, execution_id, status, input, output, "
             "custom_status, created_time, last_updated_time, parent_instance_id, parent_task_id, "
             "history_length, lease_owner, lease_until) VALUES (:instance_id, :name, "
@@ -102,6 +102,9 @@ class Statements:
             "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until "
             f"WHERE instances.{IS_FINAL} RETURNING instance_id, {d.inserted}"
         )
+        self.upsert = p(upsert)
+        self.start_or_refuse = p(d.refusing(upsert))
+        """The upsert, failing the transaction (where the driver pipelines) on an active id."""
         self.delete_owned = [
             p(f"DELETE FROM {table} WHERE {ids('instance_id', 'ids')}")
             for table in ("history", "inbox", "activities")

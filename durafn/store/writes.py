@@ -148,21 +148,7 @@ class StepWriter:
         started: list[Start] = []
         replaced: list[str] = []
         for s in starts:
-            row = tx.one(
-                self._sql.upsert,
-                {
-                    "instance_id": s.instance_id,
-                    "name": s.name,
-                    "execution_id": s.execution_id,
-                    "status": OrchestrationRuntimeStatus.Pending.value,
-                    "input": s.input,
-                    "now": at,
-                    "parent_instance_id": s.parent_instance_id,
-                    "parent_task_id": s.parent_task_id,
-                    "lease_owner": owner,
-                    "lease_until": None if until is None else self._dialect.ts(until),
-                },
-            )
+            row = tx.one(self._sql.upsert, self._upsert_params(s, at, owner, until))
             if row is not None:
                 started.append(s)
                 if not row[1]:
@@ -170,13 +156,7 @@ class StepWriter:
         if replaced:  # what the replaced, finished instances left behind
             self.delete_owned(tx, sorted(replaced))
         if message:
-            tx.many(
-                self._sql.insert_inbox,
-                [
-                    self.message_row(s.instance_id, s.event(now), now, s.execution_id)
-                    for s in started
-                ],
-            )
+            self._insert_started(tx, started, now)
         return {s.instance_id for s in started}
 
     def start(
@@ -187,15 +167,54 @@ class StepWriter:
         lease: tuple[str, datetime] | None = None,
         *,
         message: bool = True,
+        read_reply: bool = False,
     ) -> None:
-        """Start one instance (see start_instances); InstanceExistsError if its id is active."""
-        if not self.start_instances(tx, [start], now, lease, message=message):
-            status = tx.scalar(self._sql.status, {"iid": start.instance_id})
-            raise InstanceExistsError(start.instance_id, status or "active")
+        """Start one instance (see start_instances); InstanceExistsError if its id is active.
 
-    def apply_step(self, tx: Tx, c: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
+        Where the driver pipelines and ``read_reply`` is False, nothing waits for the server:
+        an active id fails the whole transaction with Refused (and its caller reruns it with
+        ``read_reply`` to learn the status), and a fresh id's leftovers are deleted unread.
+        """
+        if tx.wait is None or read_reply:
+            if not self.start_instances(tx, [start], now, lease, message=message):
+                status = tx.scalar(self._sql.status, {"iid": start.instance_id})
+                raise InstanceExistsError(start.instance_id, status or "active")
+            return
+        owner, until = lease if lease is not None else (None, None)
+        params = self._upsert_params(start, self._dialect.ts(now), owner, until)
+        tx.run(self._sql.start_or_refuse, params)
+        # a fresh id has nothing to delete: three empty deletes cost less than reading the reply
+        self.delete_owned(tx, [start.instance_id])
+        if message:
+            self._insert_started(tx, [start], now)
+
+    def _upsert_params(
+        self, start: Start, at: datetime, owner: str | None, until: datetime | None
+    ) -> dict[str, Any]:
+        return {
+            "instance_id": start.instance_id,
+            "name": start.name,
+            "execution_id": start.execution_id,
+            "status": OrchestrationRuntimeStatus.Pending.value,
+            "input": start.input,
+            "now": at,
+            "parent_instance_id": start.parent_instance_id,
+            "parent_task_id": start.parent_task_id,
+            "lease_owner": owner,
+            "lease_until": None if until is None else self._dialect.ts(until),
+        }
+
+    def _insert_started(self, tx: Tx, started: Sequence[Start], now: datetime) -> None:
+        """The ExecutionStarted messages of instances just started."""
+        rows = [self.message_row(s.instance_id, s.event(now), now, s.execution_id) for s in started]
+        tx.many(self._sql.insert_inbox, rows)
+
+    def apply_step(
+        self, tx: Tx, c: StepCommit, now: datetime, *, read_start: bool = False
+    ) -> list[ActivityWorkItem] | None:
         """Write everything ``c`` changes; None, with nothing written, if it is refused (or
-        Refused raised by the driver, where it sends the writes before the guard's reply).
+        Refused raised by the driver, where it sends the writes before the guard's reply, or
+        before the reply to the start of ``c.new_instance`` unless ``read_start``).
         """
         direct = c.activity_result is not None
         if direct and c.history_length is None:
@@ -206,7 +225,8 @@ class StepWriter:
             self._dialect.lock_instances(tx, [c.instance_id, *children], list(targets))
         if c.new_instance is not None:
             start = Start(c.instance_id, c.new_instance.name, c.new_instance.input, c.execution_id)
-            self.start(tx, start, now, (c.worker_id, c.lease_until or now), message=False)
+            lease = (c.worker_id, c.lease_until or now)
+            self.start(tx, start, now, lease, message=False, read_reply=read_start)
         guard = self._guard(tx, c, now)
         if guard.ready or c.history_length is None:
             length = guard.scalar()
