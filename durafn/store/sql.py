@@ -82,6 +82,17 @@ class SqlStore:
         """Run ``op`` in one write transaction (rerun after a deadlock)."""
         return self._connections.transaction(op)
 
+    def _write_start(self, op: Callable[[Tx, bool], T]) -> T:
+        """Run ``op``, which starts an instance, with its start sent unread; when the server
+        refuses that (the id is active, or was), rerun it reading the reply, so an active id is
+        named in InstanceExistsError and one that finished meanwhile starts after all (see
+        StepWriter.start).
+        """
+        try:
+            return self._write(lambda tx: op(tx, False))
+        except Refused:
+            return self._write(lambda tx: op(tx, True))
+
     def _read_one(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """Run one SELECT (a statement is consistent on its own) and fetch its rows."""
         return self._connections.transaction(lambda tx: tx.rows(sql, params), write=False)
@@ -108,10 +119,7 @@ class SqlStore:
             self._writer.start(tx, start, now, read_reply=read_reply)
             tx.announce(Work.ORCHESTRATIONS)
 
-        try:
-            self._write(lambda tx: op(tx, False))
-        except Refused:  # the id is active, or was: the rerun reads why (see StepWriter.start)
-            self._write(lambda tx: op(tx, True))
+        self._write_start(op)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance, or None when there is none with that id."""
@@ -203,15 +211,14 @@ class SqlStore:
 
     def commit_step(self, commit: StepCommit, now: datetime) -> list[ActivityWorkItem] | None:
         """Apply one step atomically; the activities leased to the committer, or None (refused)."""
+
+        def op(tx: Tx, read_start: bool) -> list[ActivityWorkItem] | None:
+            return self._writer.apply_step(tx, commit, now, read_start=read_start)
+
         try:
-            return self._write(lambda tx: self._writer.apply_step(tx, commit, now))
-        except Refused:
             if commit.new_instance is None:
-                return None
-        # The start was refused unread (see StepWriter.start): the rerun reads why, so an active
-        # id is named in InstanceExistsError and one that finished meanwhile starts after all.
-        try:
-            return self._write(lambda tx: self._writer.apply_step(tx, commit, now, read_start=True))
+                return self._write(lambda tx: op(tx, False))
+            return self._write_start(op)
         except Refused:
             return None
 

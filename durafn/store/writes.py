@@ -143,12 +143,10 @@ class StepWriter:
         database decides (unique key + ON CONFLICT ... WHERE finished), so of concurrent starts
         of one id exactly one wins.
         """
-        at = self._dialect.ts(now)
-        owner, until = lease if lease is not None else (None, None)
         started: list[Start] = []
         replaced: list[str] = []
         for s in starts:
-            row = tx.one(self._sql.upsert, self._upsert_params(s, at, owner, until))
+            row = tx.one(self._sql.upsert, self._upsert_params(s, now, lease))
             if row is not None:
                 started.append(s)
                 if not row[1]:
@@ -180,24 +178,23 @@ class StepWriter:
                 status = tx.scalar(self._sql.status, {"iid": start.instance_id})
                 raise InstanceExistsError(start.instance_id, status or "active")
             return
-        owner, until = lease if lease is not None else (None, None)
-        params = self._upsert_params(start, self._dialect.ts(now), owner, until)
-        tx.run(self._sql.start_or_refuse, params)
+        tx.run(self._sql.start_or_refuse, self._upsert_params(start, now, lease))
         # a fresh id has nothing to delete: three empty deletes cost less than reading the reply
         self.delete_owned(tx, [start.instance_id])
         if message:
             self._insert_started(tx, [start], now)
 
     def _upsert_params(
-        self, start: Start, at: datetime, owner: str | None, until: datetime | None
+        self, start: Start, now: datetime, lease: tuple[str, datetime] | None
     ) -> dict[str, Any]:
+        owner, until = lease if lease is not None else (None, None)
         return {
             "instance_id": start.instance_id,
             "name": start.name,
             "execution_id": start.execution_id,
             "status": OrchestrationRuntimeStatus.Pending.value,
             "input": start.input,
-            "now": at,
+            "now": self._dialect.ts(now),
             "parent_instance_id": start.parent_instance_id,
             "parent_task_id": start.parent_task_id,
             "lease_owner": owner,
