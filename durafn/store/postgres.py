@@ -51,9 +51,16 @@ def open_postgres_store(url: str, parsed: URL) -> SqlStore:
     """
     synchronous = synchronous_mode(parsed, "FULL")
     parsed = parsed.difference_update_query(["synchronous"])
+    # Every statement is prepared, and PostgreSQL keeps a prepared statement's generic plan
+    # until the table is next analyzed. Planned while the tables were young (or where
+    # autovacuum is off or behind), that plan is a sequential scan, and then each start or
+    # step reads every row ever stored. All the store's statements find their rows by key;
+    # sequential scans are left for what no index serves.
+    settings = " -c enable_seqscan=off"
     if synchronous == "NORMAL":
-        options = str(parsed.query.get("options", ""))
-        parsed = parsed.update_query_dict({"options": f"{options} -c synchronous_commit=off"})
+        settings += " -c synchronous_commit=off"
+    options = str(parsed.query.get("options", ""))
+    parsed = parsed.update_query_dict({"options": f"{options}{settings}".strip()})
     # The engine serves schema creation and instance queries; pre_ping: a connection the
     # server or a proxy closed while pooled is replaced, not failed.
     engine = create_engine(
