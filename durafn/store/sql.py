@@ -84,9 +84,8 @@ class SqlStore:
 
     def _write_start(self, op: Callable[[Tx, bool], T]) -> T:
         """Run ``op``, which starts an instance, with its start sent unread; when the server
-        refuses that (the id is active, or was), rerun it reading the reply, so an active id is
-        named in InstanceExistsError and one that finished meanwhile starts after all (see
-        StepWriter.start).
+        refuses that (the id is taken), rerun it reading the reply, so a finished instance is
+        replaced and an active one named in InstanceExistsError (see StepWriter.start).
         """
         try:
             return self._write(lambda tx: op(tx, False))

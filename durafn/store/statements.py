@@ -87,13 +87,15 @@ class Statements:
             f"SELECT instance_id FROM instances WHERE {ids('instance_id', 'ids')} AND {IS_LIVE}"
         )
         # The unique key decides: a live row makes the WHERE false, so its id is not returned.
-        upsert = (
+        insert = (
             "INSERT INTO instances (instance_id, name, execution_id, status, input, output, "
             "custom_status, created_time, last_updated_time, parent_instance_id, parent_task_id, "
             "history_length, lease_owner, lease_until) VALUES (:instance_id, :name, "
             ":execution_id, :status, :input, NULL, NULL, :now, :now, :parent_instance_id, "
-            ":parent_task_id, 0, :lease_owner, :lease_until) "
-            "ON CONFLICT (instance_id) DO UPDATE SET "
+            ":parent_task_id, 0, :lease_owner, :lease_until) ON CONFLICT (instance_id) "
+        )
+        upsert = (
+            f"{insert}DO UPDATE SET "
             "name = excluded.name, execution_id = excluded.execution_id, status = excluded.status, "
             "input = excluded.input, output = NULL, custom_status = NULL, "
             "created_time = excluded.created_time, last_updated_time = excluded.last_updated_time, "
@@ -103,8 +105,9 @@ class Statements:
             f"WHERE instances.{IS_FINAL} RETURNING instance_id, {d.inserted}"
         )
         self.upsert = p(upsert)
-        self.start_or_refuse = p(d.refusing(upsert))
-        """The upsert, failing the transaction (where the driver pipelines) on an active id."""
+        self.start_or_refuse = p(d.refusing(f"{insert}DO NOTHING RETURNING instance_id"))
+        """The insert of a new id, failing the transaction (where the driver pipelines) when
+        the id is taken, active or finished."""
         self.delete_owned = [
             p(f"DELETE FROM {table} WHERE {ids('instance_id', 'ids')}")
             for table in ("history", "inbox", "activities")

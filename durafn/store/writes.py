@@ -170,8 +170,9 @@ class StepWriter:
         """Start one instance (see start_instances); InstanceExistsError if its id is active.
 
         Where the driver pipelines and ``read_reply`` is False, nothing waits for the server:
-        an active id fails the whole transaction with Refused (and its caller reruns it with
-        ``read_reply`` to learn the status), and a fresh id's leftovers are deleted unread.
+        the start inserts a new id, and an id that is taken fails the whole transaction with
+        Refused; its caller reruns it with ``read_reply``, which replaces a finished instance
+        or names the active one's status.
         """
         if tx.wait is None or read_reply:
             if not self.start_instances(tx, [start], now, lease, message=message):
@@ -179,8 +180,6 @@ class StepWriter:
                 raise InstanceExistsError(start.instance_id, status or "active")
             return
         tx.run(self._sql.start_or_refuse, self._upsert_params(start, now, lease))
-        # a fresh id has nothing to delete: three empty deletes cost less than reading the reply
-        self.delete_owned(tx, [start.instance_id])
         if message:
             self._insert_started(tx, [start], now)
 
