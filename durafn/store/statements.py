@@ -86,7 +86,6 @@ class Statements:
         self.alive = p(
             f"SELECT instance_id FROM instances WHERE {ids('instance_id', 'ids')} AND {IS_LIVE}"
         )
-        # The unique key decides: a live row makes the WHERE false, so its id is not returned.
         insert = (
             "INSERT INTO instances (instance_id, name, execution_id, status, input, output, "
             "custom_status, created_time, last_updated_time, parent_instance_id, parent_task_id, "
@@ -94,6 +93,7 @@ class Statements:
             ":execution_id, :status, :input, NULL, NULL, :now, :now, :parent_instance_id, "
             ":parent_task_id, 0, :lease_owner, :lease_until) ON CONFLICT (instance_id) "
         )
+        # The unique key decides: a live row makes the WHERE false, so its id is not returned.
         upsert = (
             f"{insert}DO UPDATE SET "
             "name = excluded.name, execution_id = excluded.execution_id, status = excluded.status, "
