@@ -9,6 +9,7 @@ sequential scans, which a prepared statement then kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,20 +25,21 @@ pytestmark = pytest.mark.postgres
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A plan node and every node under it."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
 def indexes_used(plan: dict[str, Any]) -> set[str]:
     """Every index a plan node (or any node under it) scans."""
-    used = {plan["Index Name"]} if "Index Name" in plan else set()
-    for child in plan.get("Plans", []):
-        used |= indexes_used(child)
-    return used
+    return {node["Index Name"] for node in nodes(plan) if "Index Name" in node}
 
 
 def node_types(plan: dict[str, Any]) -> set[str]:
     """Every node type in a plan."""
-    types = {plan["Node Type"]}
-    for child in plan.get("Plans", []):
-        types |= node_types(child)
-    return types
+    return {node["Node Type"] for node in nodes(plan)}
 
 
 def test_every_guard_finds_its_rows_by_primary_key_without_statistics(pg_store: Store) -> None:
@@ -89,7 +91,7 @@ def test_statements_on_lists_of_ids_keep_to_indexes_when_planned_on_empty_tables
         "delete messages": statements.delete_messages,
         "lock": _LOCK_EXCLUSIVE,
     }
-    literals = {"ids": "'{1}'", "now": "now()", "iid": "'i1'"}
+    literals = {"ids": "'{1}'", "now": "now()"}
 
     def generic_plan(tx: Tx, sql: str) -> dict[str, Any]:
         text, names = numbered(sql)
