@@ -64,6 +64,9 @@ class RuntimeSignals(Protocol):
     async def wait_for_finish(self, instance_id: str, timeout: float) -> InstanceRecord | None:
         """The instance as it finished in this process within ``timeout`` seconds, else None."""
 
+    def runs_here(self, instance_id: str) -> bool:
+        """Whether the instance runs live in the workers' process, unfinished."""
+
     async def start(
         self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
     ) -> bool:
@@ -267,6 +270,12 @@ class DurableOrchestrationClient:
         """
         deadline = time.monotonic() + timeout
         interval = 0.01
+        if self._signals is not None and self._signals.runs_here(instance_id):
+            # no read first: the finish, committed here, is handed over as it happens; the wait
+            # registers before anything else runs, so it cannot miss it
+            finished = await self._signals.wait_for_finish(instance_id, min(timeout, 1.0))
+            if finished is not None:
+                return to_status(finished)
         status = await self.get_status(instance_id)
         while True:
             if status is None:

@@ -96,6 +96,11 @@ def build_app() -> df.App:
         after = (context.new_uuid(), context.current_utc_datetime.isoformat())
         return [before, after]
 
+    @app.orchestrator
+    def waits(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        value = yield context.wait_for_external_event("go")
+        return value
+
     app.calls = calls  # type: ignore[attr-defined]
     return app
 
@@ -329,6 +334,53 @@ def test_the_status_a_finish_hands_over_is_the_stored_one(tmp_path: Path, cache_
         stored = await rt.client.get_status(instance_id)
         assert handed.runtime_status is df.OrchestrationRuntimeStatus.Terminated
         assert stored is not None and handed.to_json() == stored.to_json()
+
+    run(tmp_path, cache_size, scenario)
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_a_wait_on_an_instance_live_here_takes_its_finish_as_committed(
+    tmp_path: Path, cache_size: int
+) -> None:
+    """A wait on an instance whose executor lives here takes the finish handed over; one not
+    held here (no cache, finished, unknown) is read from the store."""
+
+    async def scenario(rt: df.Runtime) -> None:
+        assert rt.dispatcher is not None
+        instance_id = await rt.client.start_new("waits")
+        pending = df.OrchestrationRuntimeStatus.Pending
+        while (status := await rt.client.get_status(instance_id)) is None or (
+            status.runtime_status is pending
+        ):
+            await asyncio.sleep(0.01)
+        assert rt.dispatcher.holds(instance_id) is (cache_size > 0)
+        with pytest.raises(df.OrchestrationTimeoutError):
+            await rt.client.wait_for_completion(instance_id, 0.2)
+        reads: list[str] = []
+        read = rt.client.get_status
+
+        async def counted_read(instance_id: str, *args: Any, **kwargs: Any) -> Any:
+            reads.append(instance_id)
+            return await read(instance_id, *args, **kwargs)
+
+        rt.client.get_status = counted_read  # type: ignore[method-assign]
+        waiting = asyncio.create_task(rt.client.wait_for_completion(instance_id, 10))
+        await asyncio.sleep(0.05)
+        await rt.client.raise_event(instance_id, "go", {"n": 1})
+        handed = await waiting
+        del rt.client.get_status
+        if cache_size:  # held here: the finish is handed over with no read
+            assert reads == []
+        else:
+            assert reads and set(reads) == {instance_id}
+        stored = await rt.client.get_status(instance_id)
+        assert handed.output == {"n": 1}
+        assert stored is not None and handed.to_json() == stored.to_json()
+        assert not rt.dispatcher.holds(instance_id)
+        again = await rt.client.wait_for_completion(instance_id, 0.001)
+        assert again.to_json() == stored.to_json()
+        with pytest.raises(df.InstanceNotFoundError):
+            await rt.client.wait_for_completion("never-started", 0.5)
 
     run(tmp_path, cache_size, scenario)
 

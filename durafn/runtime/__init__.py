@@ -92,7 +92,10 @@ class Runtime:
                 return False
             return await self.dispatcher.start_instance(instance_id, name, input, execution_id, now)
 
-        signals = self._signals = Signals(starter)
+        def holder(instance_id: str) -> bool:
+            return self.dispatcher is not None and self.dispatcher.holds(instance_id)
+
+        signals = self._signals = Signals(starter, holder)
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
         args = (self.app, db, signals, self.config, self.worker_id, self._clock)
         self.dispatcher = Dispatcher(*args)

@@ -60,5 +60,8 @@ class ExecutorCache:
         """Forget the instance's executor (it finished, or its commit was refused)."""
         self._items.pop(instance_id, None)
 
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._items
+
     def __len__(self) -> int:
         return len(self._items)

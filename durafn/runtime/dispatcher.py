@@ -70,6 +70,7 @@ class Dispatcher:
         self.activities: ActivityWorker | None = None
         """Where activities the dispatcher's commits lease to this host are run."""
         self._starting = False  # a start with its first step is under way (see start_instance)
+        self._committing: set[str] = set()  # instances whose step is being committed
         self._activities = {
             s.name.lower() for s in app.functions if s.kind is FunctionKind.ACTIVITY
         }
@@ -82,6 +83,12 @@ class Dispatcher:
 
     def _orchestrator_exists(self, name: str) -> bool:
         return name.lower() in self._orchestrators
+
+    def holds(self, instance_id: str) -> bool:
+        """Whether the instance runs live here, unfinished: its executor is cached or its step is
+        being committed, so its finish, unless another host takes it over, is committed here.
+        """
+        return instance_id in self.cache or instance_id in self._committing
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and process work until ``stopping`` is set."""
@@ -255,9 +262,11 @@ class Dispatcher:
             commit.lease_activities = worker.reserve(len(commit.activities))
             commit.lease_until = now + timedelta(seconds=self._config.lease_seconds)
         leased = None
+        self._committing.add(commit.instance_id)
         try:
             leased = await self._db.run(self._db.store.commit_step, commit, now)
         finally:
+            self._committing.discard(commit.instance_id)
             if worker is not None:
                 worker.start(leased or [], reserved=commit.lease_activities)
         if leased is None:

@@ -18,16 +18,20 @@ Starter = Callable[[str, str, "str | None", str, datetime], Awaitable[bool]]
 id, time): the instance is created with its first step, in one transaction. False when the
 workers are not taking work (stopping)."""
 
+Holder = Callable[[str], bool]
+"""Whether an instance runs live in the workers' process, so its finish is committed there."""
+
 
 class Signals:
     """Events the workers sleep on, so work added in this process starts at once."""
 
-    def __init__(self, starter: Starter | None = None) -> None:
+    def __init__(self, starter: Starter | None = None, holder: Holder | None = None) -> None:
         self.orchestrations = asyncio.Event()
         self.activities = asyncio.Event()
         self.timers = asyncio.Event()
         self._finished: dict[str, asyncio.Future[InstanceRecord]] = {}
         self._starter = starter
+        self._holder = holder
 
     async def start(
         self, instance_id: str, name: str, input: str | None, execution_id: str, now: datetime
@@ -36,6 +40,10 @@ class Signals:
         if self._starter is None:
             return False
         return await self._starter(instance_id, name, input, execution_id, now)
+
+    def runs_here(self, instance_id: str) -> bool:
+        """Whether the instance runs live in this process (see Holder)."""
+        return self._holder is not None and self._holder(instance_id)
 
     def announce(self, work: Work) -> None:
         """Wake the workers ``work``, added to the store here or by another host or client,
