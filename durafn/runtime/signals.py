@@ -71,10 +71,10 @@ class Signals:
         finished = self._finished.get(instance_id)
         if finished is None:
             finished = self._finished[instance_id] = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(asyncio.shield(finished), timeout)
-        except asyncio.TimeoutError:
-            return None
+        # asyncio.wait, unlike wait_for, leaves the future (shared by every waiter) alone on a
+        # timeout, and wakes its caller with one callback fewer
+        await asyncio.wait((finished,), timeout=timeout)
+        return finished.result() if finished.done() else None
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:
