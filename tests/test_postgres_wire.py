@@ -15,18 +15,19 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from durafn.store import open_store
 from durafn.store.pgwire import WireConnection, numbered
+from durafn.store.sql import SqlStore
 
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def wire(postgres_url: str) -> Iterator[WireConnection]:
-    """A lean connection to a fresh schema, with a table to write to."""
+def connect(postgres_url: str, send_early: bool) -> WireConnection:
+    """A lean connection to ``postgres_url``."""
     url = make_url(postgres_url)
-    conn = WireConnection(
+    return WireConnection(
         psycopg.connect(
             host=url.host,
             port=url.port,
@@ -34,8 +35,15 @@ def wire(postgres_url: str) -> Iterator[WireConnection]:
             dbname=url.database,
             options=str(url.query["options"]),
             autocommit=True,
-        )
+        ),
+        send_early=send_early,
     )
+
+
+@pytest.fixture(params=[False, True], ids=["sent-at-wait", "sent-early"])
+def wire(postgres_url: str, request: pytest.FixtureRequest) -> Iterator[WireConnection]:
+    """A lean connection to a fresh schema, with a table to write to, in either sending mode."""
+    conn = connect(postgres_url, request.param)
     conn.cursor().execute("CREATE TABLE things (id integer PRIMARY KEY, note text)")
     yield conn
     conn.close()
@@ -165,3 +173,47 @@ def test_a_cursor_whose_statement_failed_runs_the_next_one(wire: WireConnection)
         cursor.execute("SELECT 1 / 0")
     cursor.execute("SELECT 2")
     assert cursor.fetchone() == (2,)
+
+
+def advisory_lock_held(admin_engine: sqlalchemy.Engine, key: int) -> bool:
+    with admin_engine.connect() as admin:
+        found = admin.exec_driver_sql(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %(key)s AND granted",
+            {"key": key},
+        )
+        return found.first() is not None
+
+
+@pytest.mark.parametrize("send_early", [False, True])
+def test_a_statement_sent_early_runs_before_anything_waits(
+    postgres_url: str, postgres_admin: sqlalchemy.Engine, send_early: bool
+) -> None:
+    wire = connect(postgres_url, send_early)
+    key = 7_340_001
+    try:
+        with wire.pipeline() as wait:
+            wire.cursor().execute("SELECT pg_advisory_lock(%s)", [key])
+            deadline = time.monotonic() + 2
+            held = advisory_lock_held(postgres_admin, key)
+            while send_early and not held and time.monotonic() < deadline:
+                time.sleep(0.01)
+                held = advisory_lock_held(postgres_admin, key)
+            assert held is send_early  # sent at the wait, the server has not seen it yet
+            wait()
+            assert advisory_lock_held(postgres_admin, key)
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize(("query", "send_early"), [("", True), ("&synchronous=NORMAL", False)])
+def test_the_store_sends_early_where_a_commit_waits_for_its_wal_flush(
+    postgres_url: str, query: str, send_early: bool
+) -> None:
+    store = open_store(postgres_url + query)
+    assert isinstance(store, SqlStore)
+    try:
+        conn = store._dialect.connect()  # the connections the store's transactions run on
+        assert conn.send_early is send_early
+        conn.close()
+    finally:
+        store.close()

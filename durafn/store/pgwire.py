@@ -126,8 +126,10 @@ class WireCursor:
 class WireConnection:
     """A psycopg connection whose statements go out through libpq's pipeline, each prepared."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, send_early: bool = False) -> None:
         self.conn = conn
+        self.send_early = send_early
+        """Send each statement as it is made, not at the next wait or sync (see send)."""
         self._pg = conn.pgconn
         self._pg.nonblocking = 1
         self._encoding = conn.info.encoding
@@ -201,10 +203,11 @@ class WireConnection:
             self._prepared[key] = name
             self._awaited.append(key)
         self._pg.send_query_prepared(name, dumped, param_formats=adapt.formats)
-        # Out at once, not at the sync: the server runs each statement while the next is built,
-        # and only the commit is left to wait for (a step's transaction: about a fifth faster).
-        # Non-blocking: what the socket does not take now goes out with the next one or at _flush.
-        self._pg.flush()
+        if self.send_early:
+            # The server runs each statement while the next is built, and the commit's WAL
+            # flush is all that is left to wait for (a step's transaction: about a fifth
+            # faster). Non-blocking: what the socket does not take now goes out later.
+            self._pg.flush()
         cursor.outstanding += 1
         self._awaited.append(cursor)
 
