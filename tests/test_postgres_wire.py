@@ -176,6 +176,7 @@ def test_a_cursor_whose_statement_failed_runs_the_next_one(wire: WireConnection)
 
 
 def advisory_lock_held(admin_engine: sqlalchemy.Engine, key: int) -> bool:
+    """Whether some session holds advisory lock ``key``, as another session sees it."""
     with admin_engine.connect() as admin:
         found = admin.exec_driver_sql(
             "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %(key)s AND granted",
