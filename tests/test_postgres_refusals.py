@@ -13,13 +13,22 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
-from test_store_conformance import T0, at, claim_one, first_step, leased_activity, on_result
+from test_store_conformance import (
+    T0,
+    at,
+    claim_one,
+    first_step,
+    hear,
+    leased_activity,
+    on_result,
+)
 
 from durafn.errors import InstanceExistsError
-from durafn.replay.history import EventRaised, TaskCompleted
-from durafn.store import NewMessage, Store
-from durafn.store.base import StepCommit
+from durafn.replay.history import EventRaised, TaskCompleted, TaskScheduled
+from durafn.store import NewActivity, NewMessage, Store, open_store
+from durafn.store.base import StepCommit, Work
 from durafn.store.pgwire import WireConnection
+from durafn.store.postgres import PostgresDialect
 
 pytestmark = pytest.mark.postgres
 
@@ -113,6 +122,104 @@ def test_a_refused_step_in_a_group_leaves_the_others_committed(pg_store: Store) 
     assert [o.value for o in outcomes] == [None, None, []]
     assert pg_store.get_history("i1")[length:][1] == done
     assert pg_store.get_instance("i3") is not None
+
+
+def count_commits(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """One entry per transaction the store ends with its COMMIT (committed or failed)."""
+    commits: list[None] = []
+    finish = PostgresDialect.finish
+
+    def counted(dialect: PostgresDialect, *args: object) -> None:
+        commits.append(None)
+        finish(dialect, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresDialect, "finish", counted)
+    return commits
+
+
+def test_a_refusal_in_a_group_reruns_the_group_under_savepoints_in_one_commit(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A refusal the server raises fails the whole group; running its calls one by one would
+    # commit, and wait for the WAL flush, once per call.
+    _, work, length = leased_activity(pg_store)
+    scheduled = TaskScheduled(timestamp=at(5), task_id=1, name="next", input="1")
+    fresh = on_result(work, length, at(5), scheduled, activities=[NewActivity(1, "next", "1")])
+    fresh.lease_activities, fresh.lease_until = 1, at(35)
+    stale = on_result(work, length - 1, at(5), activities=[NewActivity(2, "stale", "2")])
+    stale.lease_activities, stale.lease_until = 1, at(35)
+    commits = count_commits(monkeypatch)
+    with caplog.at_level(logging.DEBUG, logger="durafn.store"):
+        outcomes = pg_store.batch(
+            [
+                lambda: pg_store.create_instance("i1", "orch", None, "again", at(5)),  # taken
+                lambda: pg_store.create_instance("a", "orch", None, "ea", at(5)),
+                lambda: pg_store.commit_step(stale, at(5)),  # its guard refuses
+                lambda: pg_store.commit_step(fresh, at(5)),
+                lambda: pg_store.create_instance("b", "orch", None, "eb", at(5)),
+            ]
+        )
+
+    assert len(commits) == 2  # the group that failed, then its careful rerun
+    assert "one by one" not in caplog.text
+    assert isinstance(outcomes[0].error, InstanceExistsError)
+    assert [o.error for o in outcomes[1:]] == [None] * 4
+    assert outcomes[2].value is None  # refused: its leased activity is not handed out
+    [leased] = outcomes[3].value
+    assert (leased.instance_id, leased.task_id, leased.name) == ("i1", 1, "next")
+    history = pg_store.get_history("i1")
+    assert len(history) == length + 3 and history[-1] == scheduled
+    record = pg_store.get_instance("i1")
+    assert record is not None and record.execution_id == "e1"
+    assert {"a", "b"} <= {
+        i.instance.instance_id for i in pg_store.claim_orchestrations("w2", at(6), at(36), 10)
+    }
+    assert pg_store.claim_activities("w2", at(6), at(36), 10) == []  # only "next", leased to w1
+
+
+def test_a_refused_call_in_a_careful_group_announces_nothing(pg_store: Store) -> None:
+    _, work, length = leased_activity(pg_store)
+    listener = pg_store.listen()
+    assert listener is not None
+    other = open_store(pg_store.url)  # a store's own work is not announced to itself
+    try:
+        stale = on_result(work, length - 1, at(5), activities=[NewActivity(2, "stale", "2")])
+        outcomes = other.batch(
+            [
+                lambda: other.commit_step(stale, at(5)),  # would add an unleased activity
+                lambda: other.create_instance("a", "orch", None, "ea", at(5)),
+            ]
+        )
+        assert [(o.value, o.error) for o in outcomes] == [(None, None)] * 2
+        assert hear(listener) == Work.ORCHESTRATIONS
+    finally:
+        other.close()
+        listener.close()
+
+
+def test_a_careful_group_with_a_call_that_fails_runs_each_call_alone(pg_store: Store) -> None:
+    pg_store.create_instance("i1", "orch", None, "e1", T0)
+
+    def broken() -> None:
+        pg_store.create_instance("c", "orch", None, "ec", T0)
+        raise ValueError("not a refusal: the shared transaction is undone")
+
+    outcomes = pg_store.batch(
+        [
+            lambda: pg_store.create_instance("i1", "orch", None, "again", T0),  # refused
+            broken,
+            lambda: pg_store.create_instance("b", "orch", None, "eb", T0),
+        ]
+    )
+
+    assert [type(o.error) for o in outcomes] == [InstanceExistsError, ValueError, type(None)]
+    assert {
+        i.instance.instance_id for i in pg_store.claim_orchestrations("w1", T0, at(30), 10)
+    } == {
+        "i1",
+        "b",
+        "c",
+    }
 
 
 def test_a_first_step_waits_on_the_server_once(

@@ -77,6 +77,13 @@ class Driver(Protocol):
         """Tell whether a statement of :meth:`refusing` failed the transaction."""
         ...
 
+    def resume(self, conn: Any) -> None:
+        """After a statement failed inside a transaction, let the server take statements
+        again (a pipeline skips everything up to its next sync); the transaction stays open,
+        failed until rolled back to a savepoint.
+        """
+        ...
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """Start a transaction (a write one takes the write lock where the database has one)."""
         ...
@@ -146,6 +153,9 @@ class Tx:
         """Statements run so far: none means a failure cannot have been caused by this one."""
         self.wait = wait
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
+        self.careful = False
+        """Each call joining this group transaction runs under a savepoint (see
+        Connections.group)."""
         self._readers: list[Callable[[], None]] = []
         self._reader: Cursor | None = None
 
@@ -226,6 +236,15 @@ class Tx:
         """Tell the other hosts, when this transaction commits, that ``work`` was added."""
         self.work |= work
 
+    def mark(self) -> tuple[Work, int]:
+        """Where the work announced and the reads registered stand (see :meth:`undo_to`)."""
+        return self.work, len(self._readers)
+
+    def undo_to(self, mark: tuple[Work, int]) -> None:
+        """Forget what was announced and registered since ``mark``: its writes were undone."""
+        self.work, readers = mark
+        del self._readers[readers:]
+
 
 class Connections:
     """Transactions on connections owned one per thread, so none waits on a pool."""
@@ -266,7 +285,7 @@ class Connections:
         """
         grouped: Tx | None = getattr(self._local, "group", None)
         if grouped is not None:
-            return op(grouped)
+            return self._in_savepoint(grouped, op) if grouped.careful else op(grouped)
         attempt = 1
         while True:
             conn = self._connection()
@@ -301,17 +320,45 @@ class Connections:
             finally:
                 cursor.close()
 
+    def _in_savepoint(self, tx: Tx, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` in a careful group's transaction under a savepoint, reading its replies
+        before the next call is sent: a failure undoes ``op``'s writes alone (a refusal is
+        raised as Refused), and the other calls' writes stand.
+        """
+        mark = tx.mark()
+        tx.run("SAVEPOINT call")
+        try:
+            result = op(tx)
+            if tx.wait is not None:
+                tx.wait()
+        except Exception as error:
+            self._driver.resume(tx.conn)
+            tx.run("ROLLBACK TO SAVEPOINT call")
+            tx.run("RELEASE SAVEPOINT call")
+            tx.undo_to(mark)
+            if self._driver.is_refusal(error):
+                raise Refused() from error
+            raise
+        tx.run("RELEASE SAVEPOINT call")
+        return result
+
     @contextlib.contextmanager
-    def group(self, wait: bool = True) -> Iterator[None]:
+    def group(self, wait: bool = True, careful: bool = False) -> Iterator[None]:
         """One write transaction that the transactions started inside it join; committed at the
         end, rolled back (all of it) if the block raises. ``wait`` False: on this thread's
         connection that fails where it would wait for a lock (see Driver.connect).
+
+        ``careful``: each transaction joining runs under a savepoint and waits for its replies,
+        so one that fails or is refused is undone alone. That costs a round trip per call;
+        a group rerun this way after a refusal failed it still commits once, where running its
+        calls one by one would commit (and wait for the server's flush) once per call.
         """
         conn = self._connection(wait)
         cursor = conn.cursor()
         try:
             with self._driver.pipeline(conn) as read_replies:
                 tx = Tx(conn, cursor, read_replies)
+                tx.careful = careful
                 self._driver.begin(cursor, True)
                 self._local.group = tx
                 yield

@@ -218,6 +218,16 @@ class WireConnection:
             self._read(lambda: not self._awaited)
         self._raise_failure()
 
+    def resync(self) -> None:
+        """After a failure in the pipeline: send a sync and read every reply up to it, so the
+        server, which skips statements until then, takes them again; the failure is dropped
+        (its statement's cursor has it).
+        """
+        self._pg.pipeline_sync()
+        self._awaited.append(None)
+        self._read(lambda: not self._awaited)
+        self._failure = None
+
     def read_through(self, cursor: WireCursor) -> None:
         """Wait until ``cursor`` has every reply it was sent for."""
         self._pg.send_flush_request()

@@ -126,6 +126,10 @@ class PostgresDialect:
         """A division by zero: only statements of :meth:`refusing` divide."""
         return getattr(error, "sqlstate", None) == DIVISION_BY_ZERO
 
+    def resume(self, conn: WireConnection) -> None:
+        """Sync the pipeline past the failure (see Driver.resume)."""
+        conn.resync()
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """BEGIN for writers; a reader's one statement is its own transaction."""
         if write:

@@ -10,6 +10,7 @@ lock) is a :class:`~durafn.store.dialect.Dialect`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -367,21 +368,31 @@ class SqlStore:
         """Run ``calls`` in one transaction where possible (see Store.batch)."""
         if len(calls) > 1:
             try:
-                with self._connections.group():
-                    # A method that refuses (raises DurafnError) has written nothing, so the
-                    # others' writes stand; any other error undoes the whole group.
-                    return [_outcome(call, DurafnError) for call in calls]
-            except Exception:
+                return self._grouped(calls)
+            except Exception as error:
+                # A refusal the server raised (a start of a taken id, a step whose lease was
+                # lost) failed every call with it: rerun them under savepoints, still one commit.
+                if self._dialect.is_refusal(error):
+                    with contextlib.suppress(Exception):
+                        return self._grouped(calls, careful=True)
                 log.debug("a grouped transaction failed; running its calls one by one")
         return [_outcome(call, Exception) for call in calls]
+
+    def _grouped(
+        self, calls: Sequence[Callable[[], Any]], *, wait: bool = True, careful: bool = False
+    ) -> list[Outcome]:
+        """``calls`` as one transaction (see Connections.group)."""
+        with self._connections.group(wait, careful):
+            # A method that refuses (raises DurafnError) has written nothing, so the others'
+            # writes stand; any other error undoes the whole group.
+            return [_outcome(call, DurafnError) for call in calls]
 
     def batch_now(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
         """Run ``calls`` in one transaction at once, or None (see Store.batch_now)."""
         if not self.immediate:
             return None
         try:
-            with self._connections.group(wait=False):
-                return [_outcome(call, DurafnError) for call in calls]
+            return self._grouped(calls, wait=False)
         except Exception:
             # another writer holds the lock, or a call failed: batch waits, or sorts the calls
             # out one by one, and the group's rollback has left nothing behind

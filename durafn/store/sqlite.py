@@ -146,6 +146,9 @@ class SqliteDialect:
         """Never: refusals are read, not raised (see :meth:`refusing`)."""
         return False
 
+    def resume(self, conn: sqlite3.Connection) -> None:
+        """Nothing to do: each statement runs as it is sent (see Driver.resume)."""
+
     def begin(self, cursor: Cursor, write: bool) -> None:
         """BEGIN IMMEDIATE for writers (see _create_engine); readers run one statement each."""
         if write:
