@@ -5,6 +5,7 @@ can show. The conformance suite covers every other refusal on both backends.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -175,6 +176,27 @@ def test_a_refusal_in_a_group_reruns_the_group_under_savepoints_in_one_commit(
         i.instance.instance_id for i in pg_store.claim_orchestrations("w2", at(6), at(36), 10)
     }
     assert pg_store.claim_activities("w2", at(6), at(36), 10) == []  # only "next", leased to w1
+
+
+def test_a_large_group_reruns_in_groups_of_at_most_64_savepoints(
+    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each savepoint is a subtransaction; over 64 in one transaction slow every other session
+    pg_store.create_instance("taken", "orch", None, "e1", T0)
+    ids = [*(f"i{n}" for n in range(70)), "taken"]
+    calls = [
+        functools.partial(pg_store.create_instance, iid, "orch", None, f"new-{iid}", T0)
+        for iid in ids
+    ]
+    commits = count_commits(monkeypatch)
+
+    outcomes = pg_store.batch(calls)
+
+    assert len(commits) == 3  # the group that failed, then careful groups of 64 and 7
+    assert [o.error for o in outcomes[:-1]] == [None] * (len(calls) - 1)
+    assert isinstance(outcomes[-1].error, InstanceExistsError)
+    started = pg_store.claim_orchestrations("w1", T0, at(30), 2 * len(calls))
+    assert len(started) == len(calls)  # every new one, and "taken" once
 
 
 def test_a_refused_call_in_a_careful_group_announces_nothing(pg_store: Store) -> None:

@@ -10,7 +10,6 @@ lock) is a :class:`~durafn.store.dialect.Dialect`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -47,6 +46,9 @@ from durafn.store.statements import Statements, instance_record
 from durafn.store.writes import Start, StepWriter
 
 T = TypeVar("T")
+SAVEPOINTS_PER_GROUP = 64
+"""Calls per careful group at most: each is a subtransaction, and a PostgreSQL transaction
+with more than 64 of them makes every other session's snapshot checks slower while it is open."""
 _SUSPENDED = OrchestrationRuntimeStatus.Suspended
 log = logging.getLogger("durafn.store")
 
@@ -371,12 +373,25 @@ class SqlStore:
                 return self._grouped(calls)
             except Exception as error:
                 # A refusal the server raised (a start of a taken id, a step whose lease was
-                # lost) failed every call with it: rerun them under savepoints, still one commit.
+                # lost) failed every call with it: rerun them under savepoints, still grouped.
                 if self._dialect.is_refusal(error):
-                    with contextlib.suppress(Exception):
-                        return self._grouped(calls, careful=True)
+                    return self._careful(calls)
                 log.debug("a grouped transaction failed; running its calls one by one")
         return [_outcome(call, Exception) for call in calls]
+
+    def _careful(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome]:
+        """``calls`` in groups of savepoints (see Connections.group), each group one by one
+        if it fails for another reason than a refusal.
+        """
+        outcomes: list[Outcome] = []
+        for start in range(0, len(calls), SAVEPOINTS_PER_GROUP):
+            chunk = calls[start : start + SAVEPOINTS_PER_GROUP]
+            try:
+                outcomes += self._grouped(chunk, careful=True)
+            except Exception:
+                log.debug("a careful group failed; running its calls one by one")
+                outcomes += [_outcome(call, Exception) for call in chunk]
+        return outcomes
 
     def _grouped(
         self, calls: Sequence[Callable[[], Any]], *, wait: bool = True, careful: bool = False
