@@ -145,7 +145,14 @@ class Pending:
 class Tx:
     """One transaction: run prepared statements; :meth:`announce` work for other hosts."""
 
-    def __init__(self, conn: Any, cursor: Cursor, wait: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        cursor: Cursor,
+        wait: Callable[[], None] | None = None,
+        *,
+        careful: bool = False,
+    ) -> None:
         self.conn = conn
         self.cursor = cursor
         self.work = Work.NONE
@@ -153,7 +160,7 @@ class Tx:
         """Statements run so far: none means a failure cannot have been caused by this one."""
         self.wait = wait
         """Waits for the replies of statements sent ahead (None: the driver does not pipeline)."""
-        self.careful = False
+        self.careful = careful
         """Each call joining this group transaction runs under a savepoint (see
         Connections.group)."""
         self._readers: list[Callable[[], None]] = []
@@ -357,8 +364,7 @@ class Connections:
         cursor = conn.cursor()
         try:
             with self._driver.pipeline(conn) as read_replies:
-                tx = Tx(conn, cursor, read_replies)
-                tx.careful = careful
+                tx = Tx(conn, cursor, read_replies, careful=careful)
                 self._driver.begin(cursor, True)
                 self._local.group = tx
                 yield
