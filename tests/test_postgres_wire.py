@@ -218,3 +218,26 @@ def test_the_store_sends_early_where_a_commit_waits_for_its_wal_flush(
         conn.close()
     finally:
         store.close()
+
+
+def test_options_given_twice_in_the_url_all_apply(postgres_url: str) -> None:
+    # postgres_url's own options key sets the test's schema; a second one adds a setting
+    store = open_store(postgres_url + "&options=-cstatement_timeout%3D12345")
+    assert isinstance(store, SqlStore)
+    try:
+        conn = store._dialect.connect()
+        try:
+            shown = [
+                conn.conn.execute(query).fetchone()
+                for query in (
+                    "SHOW statement_timeout",
+                    "SHOW enable_seqscan",
+                    "SELECT current_schema()",
+                )
+            ]
+        finally:
+            conn.close()
+    finally:
+        store.close()
+    assert shown[:2] == [("12345ms",), ("off",)]
+    assert str(shown[2][0]).startswith("durafn_test_")

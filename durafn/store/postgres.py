@@ -59,7 +59,9 @@ def open_postgres_store(url: str, parsed: URL) -> SqlStore:
     settings = " -c enable_seqscan=off"
     if synchronous == "NORMAL":
         settings += " -c synchronous_commit=off"
-    options = str(parsed.query.get("options", ""))
+    # A key given twice in a URL's query comes as a tuple: each of its options counts.
+    given = parsed.query.get("options", ())
+    options = " ".join((given,) if isinstance(given, str) else given)
     parsed = parsed.update_query_dict({"options": f"{options}{settings}".strip()})
     # The engine serves schema creation and instance queries; pre_ping: a connection the
     # server or a proxy closed while pooled is replaced, not failed.
