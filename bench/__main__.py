@@ -15,7 +15,13 @@ from bench.http_starts import http_starts
 from bench.measure import BenchError, Result, common_shapes
 from bench.report import Row, describe_machine, machine_line, payload, table
 from bench.shapes import run_embedded, scenarios
-from bench.stores import describe_dbos, describe_durafn, durafn_store
+from bench.stores import (
+    StorageError,
+    check_storage,
+    describe_dbos,
+    describe_durafn,
+    durafn_store,
+)
 
 
 def run(folder: Path, storage: str | None, quick: bool, compare_dbos: bool) -> list[Row]:
@@ -36,7 +42,10 @@ def run(folder: Path, storage: str | None, quick: bool, compare_dbos: bool) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks; 1 if one fails, 2 if ``--compare-dbos`` lacks DBOS."""
+    """Run the benchmarks; 1 if one fails, 2 if the arguments cannot work (a ``--storage``
+    that cannot be opened, a ``--json`` folder that does not exist, ``--compare-dbos`` without
+    DBOS), found before anything runs.
+    """
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument(
@@ -51,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"also run each common shape on DBOS and print the ratios ({compare.INSTALL_HINT})",
     )
     args = parser.parse_args(argv)
+    if args.json is not None and not args.json.parent.is_dir():
+        parser.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
     dbos_version = compare.dbos_version() if args.compare_dbos else None
     if args.compare_dbos and dbos_version is None:
         print(
@@ -61,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with tempfile.TemporaryDirectory() as folder:
+            check_storage(args.storage, Path(folder))
             rows = run(Path(folder), args.storage, args.quick, args.compare_dbos)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from bench.measure import BenchError
+from durafn.errors import DurafnError
+from durafn.store import open_store
 from durafn.store.dialect import synchronous_mode
 
 if TYPE_CHECKING:
@@ -20,6 +26,28 @@ if TYPE_CHECKING:
 
 DURAFN_SCHEMA = "durafn_bench"
 DBOS_DATABASE = "dbos_bench_sys"
+
+
+class StorageError(BenchError):
+    """The ``--storage`` given cannot be used: a bad URL, a server out of reach, no driver."""
+
+    def __init__(self, storage: str | None, problem: object) -> None:
+        try:
+            shown = make_url(storage).render_as_string(hide_password=True) if storage else storage
+        except ArgumentError:
+            shown = storage
+        super().__init__(f"--storage {shown}: {problem}")
+
+
+def check_storage(storage: str | None, folder: Path) -> None:
+    """Open durafn's store on ``storage`` once, so that a URL which cannot work fails before
+    any shape runs, not after minutes of them.
+    """
+    try:
+        with durafn_store(storage, folder / "check.db") as url:
+            open_store(url).close()
+    except (DurafnError, SQLAlchemyError) as exc:
+        raise StorageError(storage, exc) from exc
 
 
 def is_postgres(storage: str | None) -> bool:
@@ -31,8 +59,6 @@ def describe_durafn(storage: str | None) -> str:
     """Where durafn's stores are, for the header (without the password)."""
     if storage is None:
         return "SQLite, WAL, synchronous=NORMAL, a fresh file per shape"
-    from sqlalchemy.engine import make_url
-
     shown = make_url(storage).render_as_string(hide_password=True)
     return f"{shown}, schema {DURAFN_SCHEMA} fresh per shape" if is_postgres(storage) else shown
 
@@ -40,8 +66,6 @@ def describe_durafn(storage: str | None) -> str:
 def describe_dbos(storage: str | None) -> str:
     """Where DBOS's system databases are, for the header."""
     if is_postgres(storage):
-        from sqlalchemy.engine import make_url
-
         assert storage is not None
         synchronous = synchronous_mode(make_url(storage), "FULL")
         commit = "off" if synchronous == "NORMAL" else "the server's own"
@@ -55,13 +79,18 @@ def describe_dbos(storage: str | None) -> str:
 @contextlib.contextmanager
 def _admin(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """An autocommit connection to ``storage``'s database (CREATE/DROP DATABASE need one)."""
-    # imported here: psycopg is only installed with the postgres extra
-    import psycopg
-    from sqlalchemy.engine import make_url
-
+    try:  # imported here: psycopg is only installed with the postgres extra
+        import psycopg
+    except ImportError:
+        hint = 'PostgreSQL needs psycopg 3: pip install -e ".[postgres]"'
+        raise StorageError(storage, hint) from None
     # psycopg wants postgresql:// and knows nothing of durafn's own ?synchronous=
     plain = make_url(storage).set(drivername="postgresql").difference_update_query(["synchronous"])
-    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as admin:
+    try:
+        admin = psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StorageError(storage, exc) from exc
+    with admin:
         yield admin
 
 
@@ -85,11 +114,11 @@ def durafn_store(storage: str | None, sqlite_file: Path) -> Iterator[str]:
     if not is_postgres(storage):
         yield storage or f"sqlite:///{sqlite_file}"
         return
-    from sqlalchemy.engine import make_url
-
     assert storage is not None
     # the same database, seen through a schema of its own (as the test suite's stores are)
-    url = make_url(storage).update_query_dict({"options": f"-csearch_path={DURAFN_SCHEMA}"})
+    url = make_url(storage).update_query_dict(
+        {"options": f"-csearch_path={DURAFN_SCHEMA}"}, append=True
+    )
     with _fresh(storage, "SCHEMA", DURAFN_SCHEMA, "CASCADE"):
         yield url.render_as_string(hide_password=False)
 
@@ -100,8 +129,6 @@ def dbos_system_database(storage: str | None, sqlite_file: Path) -> Iterator[str
     if not is_postgres(storage):
         yield f"sqlite:///{sqlite_file}"
         return
-    from sqlalchemy.engine import make_url
-
     assert storage is not None
     # DBOS wants a plain postgresql:// URL (no durafn ?synchronous=), and keeps its tables in a
     # database of its own; durafn's synchronous=NORMAL is given to it as the server setting

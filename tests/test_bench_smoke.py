@@ -5,18 +5,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _bench("--json", str(out))
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())["results"]
     shapes = [r["shape"] for r in results]
@@ -31,3 +37,33 @@ def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     assert http[0]["unit"] == "req/s"
     assert http[0]["value"] > 0
     assert "HTTP starts" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("storage", "problem"),
+    [
+        ("bogus://somewhere", "unsupported storage URL scheme 'bogus://'"),
+        ("postgresql+psycopg://someone:secret@127.0.0.1:1/db", "Connection refused"),
+        (
+            "sqlite:///{tmp}/bench.db?synchronous=SOMETIMES",
+            "synchronous=SOMETIMES is not supported",
+        ),
+    ],
+)
+def test_a_storage_that_cannot_work_fails_before_any_shape_runs(storage: str, problem: str) -> None:
+    done = _bench("--storage", storage, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --storage ")
+    assert problem in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "secret" not in done.stderr  # the password is not echoed
+    assert "3-step orchestrations" not in done.stdout
+
+
+def test_a_json_file_in_a_missing_folder_fails_before_any_shape_runs(tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "bench.json"
+    done = _bench("--json", str(out), timeout=60)
+    assert done.returncode == 2
+    assert f"the folder {out.parent} does not exist" in done.stderr
+    assert "3-step orchestrations" not in done.stdout
+    assert not out.parent.exists()
