@@ -6,6 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy
+
+from bench.stores import durafn_store
+from durafn.store import open_store
+from durafn.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +42,44 @@ def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     assert http[0]["unit"] == "req/s"
     assert http[0]["value"] > 0
     assert "HTTP starts" in done.stdout
+
+
+@pytest.mark.postgres
+def test_bench_quick_run_on_postgres_leaves_no_schema_behind(
+    postgres_admin: sqlalchemy.Engine,
+) -> None:
+    done = _bench("--storage", postgres_admin.url.render_as_string(hide_password=False))
+    assert done.returncode == 0, done.stderr
+    assert "schema durafn_bench fresh per shape" in done.stdout
+    assert "chain of 200" in done.stdout
+    assert "HTTP starts" in done.stdout
+    with postgres_admin.connect() as conn:
+        left = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'durafn_bench'"
+        ).scalar()
+    assert left == 0
+
+
+@pytest.mark.postgres
+def test_a_postgres_storage_keeps_its_own_options(
+    postgres_admin: sqlalchemy.Engine, tmp_path: Path
+) -> None:
+    url = postgres_admin.url.update_query_dict({"options": "-cstatement_timeout=54321"})
+    with durafn_store(url.render_as_string(hide_password=False), tmp_path / "unused.db") as shape:
+        store = open_store(shape)
+        assert isinstance(store, SqlStore)
+        try:
+            conn = store._dialect.connect()  # the connections the store's transactions run on
+            try:
+                shown = [
+                    conn.conn.execute(query).fetchone()
+                    for query in ("SHOW statement_timeout", "SELECT current_schema()")
+                ]
+            finally:
+                conn.close()
+        finally:
+            store.close()
+    assert shown == [("54321ms",), ("durafn_bench",)]
 
 
 @pytest.mark.parametrize(
