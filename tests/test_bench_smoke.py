@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
+from pgstore import store_connection
 
 from bench.stores import durafn_store
-from durafn.store import open_store
-from durafn.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,20 +64,12 @@ def test_a_postgres_storage_keeps_its_own_options(
     postgres_admin: sqlalchemy.Engine, tmp_path: Path
 ) -> None:
     url = postgres_admin.url.update_query_dict({"options": "-cstatement_timeout=54321"})
-    with durafn_store(url.render_as_string(hide_password=False), tmp_path / "unused.db") as shape:
-        store = open_store(shape)
-        assert isinstance(store, SqlStore)
-        try:
-            conn = store._dialect.connect()  # the connections the store's transactions run on
-            try:
-                shown = [
-                    conn.conn.execute(query).fetchone()
-                    for query in ("SHOW statement_timeout", "SELECT current_schema()")
-                ]
-            finally:
-                conn.close()
-        finally:
-            store.close()
+    storage = url.render_as_string(hide_password=False)
+    with durafn_store(storage, tmp_path / "unused.db") as shape, store_connection(shape) as conn:
+        shown = [
+            conn.conn.execute(query).fetchone()
+            for query in ("SHOW statement_timeout", "SELECT current_schema()")
+        ]
     assert shown == [("54321ms",), ("durafn_bench",)]
 
 

@@ -13,11 +13,10 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 import sqlalchemy
+from pgstore import store_connection
 from sqlalchemy.engine import make_url
 
-from durafn.store import open_store
 from durafn.store.pgwire import WireConnection, numbered
-from durafn.store.sql import SqlStore
 
 pytestmark = pytest.mark.postgres
 
@@ -210,34 +209,22 @@ def test_a_statement_sent_early_runs_before_anything_waits(
 def test_the_store_sends_early_where_a_commit_waits_for_its_wal_flush(
     postgres_url: str, query: str, send_early: bool
 ) -> None:
-    store = open_store(postgres_url + query)
-    assert isinstance(store, SqlStore)
-    try:
-        conn = store._dialect.connect()  # the connections the store's transactions run on
+    with store_connection(postgres_url + query) as conn:
         assert conn.send_early is send_early
-        conn.close()
-    finally:
-        store.close()
 
 
 def test_options_given_twice_in_the_url_all_apply(postgres_url: str) -> None:
     # postgres_url's own options key sets the test's schema; a second one adds a setting
-    store = open_store(postgres_url + "&options=-cstatement_timeout%3D12345")
-    assert isinstance(store, SqlStore)
-    try:
-        conn = store._dialect.connect()
-        try:
-            shown = [
-                conn.conn.execute(query).fetchone()
-                for query in (
-                    "SHOW statement_timeout",
-                    "SHOW enable_seqscan",
-                    "SELECT current_schema()",
-                )
-            ]
-        finally:
-            conn.close()
-    finally:
-        store.close()
+    with store_connection(postgres_url + "&options=-cstatement_timeout%3D12345") as conn:
+        shown = [
+            conn.conn.execute(query).fetchone()
+            for query in (
+                "SHOW statement_timeout",
+                "SHOW enable_seqscan",
+                "SELECT current_schema()",
+            )
+        ]
     assert shown[:2] == [("12345ms",), ("off",)]
-    assert str(shown[2][0]).startswith("durafn_test_")
+    schema = shown[2]
+    assert schema is not None
+    assert str(schema[0]).startswith("durafn_test_")
