@@ -32,11 +32,15 @@ class StorageError(BenchError):
     """The ``--storage`` given cannot be used: a bad URL, a server out of reach, no driver."""
 
     def __init__(self, storage: str | None, problem: object) -> None:
-        try:
-            shown = make_url(storage).render_as_string(hide_password=True) if storage else storage
-        except ArgumentError:
-            shown = storage
-        super().__init__(f"--storage {shown}: {problem}")
+        super().__init__(f"--storage {_shown(storage) if storage else storage}: {problem}")
+
+
+def _shown(storage: str) -> str:
+    """``storage`` as printed: without its password (as given, where it does not parse)."""
+    try:
+        return make_url(storage).render_as_string(hide_password=True)
+    except ArgumentError:
+        return storage
 
 
 def check_storage(storage: str | None, folder: Path) -> None:
@@ -59,7 +63,7 @@ def describe_durafn(storage: str | None) -> str:
     """Where durafn's stores are, for the header (without the password)."""
     if storage is None:
         return "SQLite, WAL, synchronous=NORMAL, a fresh file per shape"
-    shown = make_url(storage).render_as_string(hide_password=True)
+    shown = _shown(storage)
     return f"{shown}, schema {DURAFN_SCHEMA} fresh per shape" if is_postgres(storage) else shown
 
 
