@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from durafn.errors import (
@@ -45,6 +45,7 @@ from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
 from durafn.store.base import InstanceRecord, NewActivity, Work
+from durafn.store.clock import StoreClock
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -86,10 +87,6 @@ class StatusPage:
 
     statuses: list[DurableOrchestrationStatus]
     continuation_token: str | None
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def to_status(
@@ -143,7 +140,14 @@ class DurableOrchestrationClient:
         """
         from durafn.store import open_store
 
-        return cls(AsyncStore(open_store(url or DEFAULT_STORAGE)), app=app, owns_store=True)
+        store = open_store(url or DEFAULT_STORAGE)
+        clock = StoreClock()
+        try:
+            clock.sync(store)
+        except BaseException:
+            store.close()
+            raise
+        return cls(AsyncStore(store, clock), app=app, owns_store=True)
 
     def for_request(self, req: HttpRequest) -> DurableOrchestrationClient:
         """A view of this client with management URLs built from ``req``'s scheme, host and port."""
@@ -187,7 +191,7 @@ class DurableOrchestrationClient:
             name = self._app.get_function(FunctionKind.ORCHESTRATOR, name).name
         instance_id = uuid.uuid4().hex if instance_id is None else validate_instance_id(instance_id)
         payload = encode(client_input, f"input of orchestrator '{name}'")
-        execution_id, now = uuid.uuid4().hex, _now()
+        execution_id, now = uuid.uuid4().hex, self._store.clock()
         # In the workers' process, the instance is created together with its first step.
         if self._signals is not None and await self._signals.start(
             instance_id, name, payload, execution_id, now
@@ -308,7 +312,12 @@ class DurableOrchestrationClient:
         validate_instance_id(instance_id)
         store = self._store.store
         await self._store.run(
-            store.enqueue_message, instance_id, event, _now(), allowed=allowed, action=action
+            store.enqueue_message,
+            instance_id,
+            event,
+            self._store.clock(),
+            allowed=allowed,
+            action=action,
         )
         self._work_added()
 
@@ -316,22 +325,22 @@ class DurableOrchestrationClient:
         """Send ``event_name`` to the instance; it is kept until the orchestrator waits for it."""
         validate_event_name(event_name)
         data = encode(event_data, f"data of event '{event_name}'")
-        event = EventRaised(timestamp=_now(), name=event_name, input=data)
+        event = EventRaised(timestamp=self._store.clock(), name=event_name, input=data)
         await self._send(instance_id, event, ACTIVE_STATUSES, "raise an event to")
 
     async def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """Terminate a Pending, Running or Suspended instance; its output becomes ``reason``."""
-        event = ExecutionTerminated(timestamp=_now(), reason=reason)
+        event = ExecutionTerminated(timestamp=self._store.clock(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "terminate")
 
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
         """Suspend an active instance: it keeps its messages but processes none until resumed."""
-        event = ExecutionSuspended(timestamp=_now(), reason=reason)
+        event = ExecutionSuspended(timestamp=self._store.clock(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "suspend")
 
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
         """Resume a suspended instance."""
-        event = ExecutionResumed(timestamp=_now(), reason=reason)
+        event = ExecutionResumed(timestamp=self._store.clock(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "resume")
 
     async def rewind(self, instance_id: str, reason: str | None = None) -> None:
@@ -367,7 +376,12 @@ class DurableOrchestrationClient:
                 )
         work = [NewActivity(t.task_id, t.name, t.input) for t in plan.activities]
         await self._store.run(
-            store.rewind_instance, instance_id, record.history_length, plan.history, work, _now()
+            store.rewind_instance,
+            instance_id,
+            record.history_length,
+            plan.history,
+            work,
+            self._store.clock(),
         )
         # the parent is Running again first, so a rewound child can report back to it
         for child in plan.children:

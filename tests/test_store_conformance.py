@@ -1269,6 +1269,20 @@ def test_attach_host_frees_a_dead_hosts_leases_only_on_sqlite(
         assert successor.claim_activities("w2", T0, T0 + LEASE, 10) == []
 
 
+def test_clock_offset_is_the_servers_clock_against_the_hosts_on_postgresql(store: Store) -> None:
+    def behind() -> datetime:  # a host whose clock runs 90 s slow
+        return datetime.now(timezone.utc) - timedelta(seconds=90)
+
+    offset = store.clock_offset(behind)
+
+    if is_sqlite(store):  # one machine, one clock: nothing to correct
+        assert offset == timedelta(0)
+    else:
+        assert abs(offset - timedelta(seconds=90)) < timedelta(seconds=1)
+        ahead = store.clock_offset(lambda: behind() + timedelta(seconds=180))
+        assert abs(ahead + timedelta(seconds=90)) < timedelta(seconds=1)
+
+
 def test_rewind_replaces_history_requeues_work_and_runs_again(store: Store) -> None:
     scheduled = TaskScheduled(timestamp=T0, task_id=0, name="act", input='"x"')
     item = started(store, status=S.Failed, output='{"error": "KeyError"}')

@@ -16,13 +16,14 @@ from durafn.app import App
 from durafn.client import DEFAULT_STORAGE, DurableOrchestrationClient
 from durafn.runtime.activities import ActivityWorker
 from durafn.runtime.config import RuntimeConfig
-from durafn.runtime.dispatcher import Clock, Dispatcher, utc_now
+from durafn.runtime.dispatcher import Dispatcher
 from durafn.runtime.listener import listen_for_work
 from durafn.runtime.signals import Signals
 from durafn.runtime.timers import renew_leases, run_timers
 from durafn.store import open_store
 from durafn.store.aio import AsyncStore
 from durafn.store.base import Work, WorkListener
+from durafn.store.clock import Clock, StoreClock, utc_now
 
 __all__ = ["Runtime", "RuntimeConfig"]
 
@@ -38,7 +39,8 @@ class Runtime:
     """Runs an app's orchestrations and activities on a store: ``async with Runtime(app) as rt``.
 
     ``rt.client`` is a DurableOrchestrationClient on the same store. ``durafn start`` is this
-    plus the HTTP host, the cron scheduler and the banner.
+    plus the HTTP host, the cron scheduler and the banner. ``clock`` is this host's clock; the
+    runtime adds how far it is off the database server's (PostgreSQL), so hosts agree on time.
     """
 
     def __init__(
@@ -75,8 +77,9 @@ class Runtime:
         """Open the store, register this host and start the workers."""
         loop = asyncio.get_running_loop()
         store = await loop.run_in_executor(None, open_store, self.storage)
-        db = AsyncStore(store)
+        db = AsyncStore(store, StoreClock(self._clock))
         try:
+            await db.sync_clock()
             await db.run(store.attach_host, self.worker_id)
             listener = await loop.run_in_executor(None, store.listen)
         except BaseException:
@@ -97,7 +100,7 @@ class Runtime:
 
         signals = self._signals = Signals(starter, holder)
         self._client = DurableOrchestrationClient(db, app=self.app, signals=signals)
-        args = (self.app, db, signals, self.config, self.worker_id, self._clock)
+        args = (self.app, db, signals, self.config, self.worker_id)
         self.dispatcher = Dispatcher(*args)
         self._activities = ActivityWorker(
             *args, shared=listener is not None, step_on_result=self.dispatcher.step_on_result
@@ -105,8 +108,8 @@ class Runtime:
         self.dispatcher.activities = self._activities
         self._spawn(self.dispatcher.run(stopping), "dispatcher")
         self._spawn(self._activities.run(stopping), "activities")
-        self._spawn(run_timers(db, signals, self._clock, stopping), "timers")
-        self._spawn(renew_leases(db, self.config, self.worker_id, self._clock, stopping), "leases")
+        self._spawn(run_timers(db, signals, stopping), "timers")
+        self._spawn(renew_leases(db, self.config, self.worker_id, stopping), "leases")
         if listener is not None:
             self._listener = listener
             self._spawn(listen_for_work(listener, signals, stopping), "listener")
@@ -118,7 +121,7 @@ class Runtime:
         if self._db is None:
             raise _not_started()
         db = self._db
-        return await db.run(db.store.claim_schedule_run, name, due, self.worker_id, self._clock())
+        return await db.run(db.store.claim_schedule_run, name, due, self.worker_id, db.clock())
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"durafn {name}"))

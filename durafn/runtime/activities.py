@@ -17,7 +17,6 @@ from durafn.functions import FunctionKind, FunctionSpec
 from durafn.models import FailureDetails
 from durafn.replay.history import HistoryEvent, TaskCompleted, TaskFailed
 from durafn.runtime.config import RuntimeConfig
-from durafn.runtime.dispatcher import Clock
 from durafn.runtime.signals import Signals, wait
 from durafn.serialization import decode, decode_as, encode
 from durafn.store.aio import AsyncStore
@@ -58,7 +57,6 @@ class ActivityWorker:
         signals: Signals,
         config: RuntimeConfig,
         worker_id: str,
-        clock: Clock,
         *,
         shared: bool = False,
         step_on_result: StepOnResult | None = None,
@@ -68,7 +66,7 @@ class ActivityWorker:
         self._signals = signals
         self._config = config
         self._worker_id = worker_id
-        self._clock = clock
+        self._clock = db.clock
         self._step_on_result = step_on_result
         self._stopped = False
         self._threads = ThreadPoolExecutor(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from durafn.app import App
@@ -40,13 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("durafn.dispatcher")
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    """The wall clock in UTC; the runtime's only source of time (the replay core has none)."""
-    return datetime.now(timezone.utc)
-
 
 class Dispatcher:
     """Runs orchestration steps for the instances this host claims."""
@@ -58,14 +50,13 @@ class Dispatcher:
         signals: Signals,
         config: RuntimeConfig,
         worker_id: str,
-        clock: Clock = utc_now,
     ) -> None:
         self._app = app
         self._db = db
         self._signals = signals
         self._config = config
         self._worker_id = worker_id
-        self._clock = clock
+        self._clock = db.clock
         self.cache = ExecutorCache(config.cache_size)
         self.activities: ActivityWorker | None = None
         """Where activities the dispatcher's commits lease to this host are run."""

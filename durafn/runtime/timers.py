@@ -12,7 +12,6 @@ import logging
 from datetime import timedelta
 
 from durafn.runtime.config import RuntimeConfig
-from durafn.runtime.dispatcher import Clock
 from durafn.runtime.signals import Signals, wait
 from durafn.store.aio import AsyncStore
 
@@ -23,10 +22,9 @@ MAX_TIMER_SLEEP = 5.0
 created did not reach us (see ``listener.py``)."""
 
 
-async def run_timers(
-    db: AsyncStore, signals: Signals, clock: Clock, stopping: asyncio.Event
-) -> None:
+async def run_timers(db: AsyncStore, signals: Signals, stopping: asyncio.Event) -> None:
     """Sleep until the next timer is due (or timers change), then wake the dispatcher."""
+    clock = db.clock
     while not stopping.is_set():
         try:
             now = clock()
@@ -45,9 +43,11 @@ async def run_timers(
 
 
 async def renew_leases(
-    db: AsyncStore, config: RuntimeConfig, worker_id: str, clock: Clock, stopping: asyncio.Event
+    db: AsyncStore, config: RuntimeConfig, worker_id: str, stopping: asyncio.Event
 ) -> None:
-    """Extend this host's leases every third of a lease, so only a dead host's leases expire."""
+    """Extend this host's leases every third of a lease, so only a dead host's leases expire,
+    and measure again how far this host's clock is off the store's, as clocks drift or step.
+    """
     interval = config.lease_seconds / 3
     while not stopping.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
@@ -55,7 +55,11 @@ async def renew_leases(
         if stopping.is_set():
             return
         try:
-            until = clock() + timedelta(seconds=config.lease_seconds)
+            until = db.clock() + timedelta(seconds=config.lease_seconds)
             await db.run(db.store.renew_leases, worker_id, until)
         except Exception:
             log.exception("renewing leases failed; retrying")
+        try:
+            await db.sync_clock()
+        except Exception:
+            log.exception("reading the store's clock failed; keeping the offset measured before")

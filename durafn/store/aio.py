@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
 from durafn.store.base import Outcome, Store
+from durafn.store.clock import StoreClock
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -34,8 +35,10 @@ _Call = tuple[Callable[[], Any], asyncio.Future[Any]]
 class AsyncStore:
     """Wraps a Store for asyncio callers; its calls run in groups, on the loop or its thread."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: StoreClock | None = None) -> None:
         self.store = store
+        self.clock = clock or StoreClock()
+        """The time by the store's clock, for every time its callers write or compare."""
         self._closed = False
         self._lock = threading.Lock()
         """Held to make a call, run a turn or close, so no call is left behind a closed store."""
@@ -63,6 +66,12 @@ class AsyncStore:
             else:
                 self._calls.put(call)
         return cast(T, await future)
+
+    async def sync_clock(self) -> None:
+        """Measure again how far this host's clock is off the store's (a round trip or a few
+        on PostgreSQL, off the loop; nothing on SQLite).
+        """
+        await asyncio.get_running_loop().run_in_executor(None, self.clock.sync, self.store)
 
     def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the calls ``loop`` made in its last turn, on the loop, or hand them to the

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from durafn.models import InstanceQuery, OrchestrationRuntimeStatus
 from durafn.replay.history import HistoryEvent
+from durafn.store.clock import Clock
 
 SCHEDULE_RUNS_KEPT = timedelta(hours=1)
 """How long a claimed cron run is remembered: far longer than hosts' clocks or schedulers
@@ -338,6 +339,12 @@ class Store(Protocol):
         """Subscribe to the work other Store objects on this database announce (not this one's
         own). None where no other host can add work (SQLite: one host per file; a client in
         another process is noticed at the next poll).
+        """
+        ...
+
+    def clock_offset(self, host_clock: Clock) -> timedelta:
+        """How far the database server's clock is ahead of ``host_clock`` (negative: behind),
+        measured now; zero where every process sharing the store runs on one machine (SQLite).
         """
         ...
 

@@ -47,6 +47,9 @@ class Dialect(Driver, Protocol):
     inserted: str
     """An upsert's RETURNING expression: true when the row is new, not a replaced one (or
     always false where the database cannot tell)."""
+    server_time: str | None
+    """A SELECT of the database server's own clock, which hosts on several machines go by;
+    None where every process sharing the store runs on one machine and one clock (SQLite)."""
     immediate: bool
     """True when a transaction never waits on I/O, only (rarely) on another writer's lock: its
     calls may then run on the caller's own thread (see Store.batch_now)."""

@@ -79,6 +79,8 @@ class PostgresDialect:
     for_share = " FOR SHARE"
     inserted = "(xmax = 0)"  # a row that was never updated
     immediate = False  # every statement waits on the server
+    # clock_timestamp(): the time now, where now() is the transaction's start
+    server_time: str | None = "SELECT clock_timestamp()"
 
     def __init__(self, engine: Engine) -> None:
         self._announcer = Announcer()

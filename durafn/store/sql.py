@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from durafn.errors import (
     DurafnError,
@@ -38,6 +38,7 @@ from durafn.store.base import (
     Work,
     WorkListener,
 )
+from durafn.store.clock import Clock
 from durafn.store.dialect import READ_ONLY, Dialect
 from durafn.store.driver import Connections, Refused, Tx
 from durafn.store.migrations import ensure_schema
@@ -46,6 +47,8 @@ from durafn.store.statements import Statements, instance_record
 from durafn.store.writes import Start, StepWriter
 
 T = TypeVar("T")
+CLOCK_SAMPLES = 3
+"""Round trips clock_offset makes; the quickest one's reading is kept."""
 SAVEPOINTS_PER_GROUP = 64
 """Calls per careful group at most: each is a subtransaction, and a PostgreSQL transaction
 with more than 64 of them makes every other session's snapshot checks slower while it is open."""
@@ -302,6 +305,26 @@ class SqlStore:
     def listen(self) -> WorkListener | None:
         """Subscribe to what other store objects on this database announce (see Store)."""
         return self._dialect.listen(self._engine)
+
+    def clock_offset(self, host_clock: Clock) -> timedelta:
+        """The server's clock minus ``host_clock`` at the middle of the quickest of a few round
+        trips, so off by at most half of it; zero where the dialect has no server clock.
+        """
+        sql = self._dialect.server_time
+        if sql is None:
+            return timedelta(0)
+        statement = text(sql)
+
+        def measure(conn: Connection) -> timedelta:
+            readings = []
+            for _ in range(CLOCK_SAMPLES):
+                before = host_clock()
+                server = self._dialect.from_ts(conn.execute(statement).scalar_one())
+                after = host_clock()
+                readings.append((after - before, server - (before + (after - before) / 2)))
+            return min(readings)[1]
+
+        return self._query(measure)
 
     def next_visible_time(self, now: datetime) -> datetime | None:
         """Return the earliest ``visible_at`` after ``now`` of any message (the next timer)."""

@@ -107,6 +107,8 @@ class SqliteDialect:
     skip_locked = ""  # a claim runs in a BEGIN IMMEDIATE transaction, alone among writers
     for_share = ""  # BEGIN IMMEDIATE already keeps other writers out until commit
     inserted = "0"  # cannot tell; deleting what a replaced instance left costs little here
+    # one file on one machine: its host and its clients all read the machine's clock
+    server_time: str | None = None
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path
