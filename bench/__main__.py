@@ -74,12 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             check_storage(args.storage, Path(folder))
             rows = run(Path(folder), args.storage, args.quick, args.compare_dbos)
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        # a storage that cannot be opened is a bad argument (2, as argparse's); a shape failed: 1
+        return 2 if isinstance(exc, StorageError) else 1
     machine = describe_machine()
     header: dict[str, object] = {"machine": machine, "storage": describe_durafn(args.storage)}
     print(f"durafn benchmarks ({machine_line(machine)}; storage: {header['storage']})")
