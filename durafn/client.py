@@ -45,7 +45,7 @@ from durafn.replay.rewind import plan_rewind
 from durafn.serialization import decode, encode
 from durafn.store.aio import AsyncStore
 from durafn.store.base import InstanceRecord, NewActivity, Work
-from durafn.store.clock import StoreClock
+from durafn.store.clock import Clock, StoreClock, utc_now
 
 if TYPE_CHECKING:
     from durafn.app import App
@@ -132,22 +132,24 @@ class DurableOrchestrationClient:
 
     @classmethod
     def from_storage(
-        cls, url: str | None = None, *, app: App | None = None
+        cls, url: str | None = None, *, app: App | None = None, clock: Clock = utc_now
     ) -> DurableOrchestrationClient:
         """A client on the store at ``url`` (default: ``.durafn/durafn.db``), without a host.
 
         Work it starts is run by a host (``durafn start`` or ``df.Runtime``) on the same store.
+        ``clock`` is this machine's; on PostgreSQL the client measures once, as it opens, how
+        far it is off the server's, and stamps its work by the server's clock.
         """
         from durafn.store import open_store
 
         store = open_store(url or DEFAULT_STORAGE)
-        clock = StoreClock()
+        store_clock = StoreClock(clock)
         try:
-            clock.sync(store)
+            store_clock.sync(store)
         except BaseException:
             store.close()
             raise
-        return cls(AsyncStore(store, clock), app=app, owns_store=True)
+        return cls(AsyncStore(store, store_clock), app=app, owns_store=True)
 
     def for_request(self, req: HttpRequest) -> DurableOrchestrationClient:
         """A view of this client with management URLs built from ``req``'s scheme, host and port."""

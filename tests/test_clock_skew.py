@@ -84,3 +84,31 @@ def test_a_timer_fires_on_time_when_its_hosts_clock_steps_back(postgres_url: str
             assert abs(off.total_seconds()) < 5, "stamped by the host's clock, not the server's"
 
     asyncio.run(scenario())
+
+
+def test_a_client_whose_clock_runs_ahead_stamps_work_the_hosts_can_see(postgres_url: str) -> None:
+    app = df.App()
+
+    @app.orchestrator
+    def waits(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        return (yield context.wait_for_external_event("go"))
+
+    async def scenario() -> None:
+        config = RuntimeConfig(poll_interval=0.1)
+        ahead = skewed(lambda: 3600)
+        async with (
+            df.Runtime(app, postgres_url, config=config),
+            df.DurableOrchestrationClient.from_storage(
+                postgres_url, app=app, clock=ahead
+            ) as client,
+        ):
+            instance_id = await client.start_new("waits")
+            await client.raise_event(instance_id, "go", "now")
+            # stamped an hour ahead, the start and the event would stay hidden for that hour
+            status = await client.wait_for_completion(instance_id, timeout=10)
+            assert status.output == "now"
+            assert status.created_time is not None
+            off = status.created_time - datetime.now(timezone.utc)
+            assert abs(off.total_seconds()) < 5
+
+    asyncio.run(scenario())
