@@ -30,7 +30,7 @@ def test_a_host_whose_clock_runs_ahead_does_not_take_a_live_hosts_activity(
 
     @app.activity
     def slow(name: str) -> str:
-        runs.append(threading.current_thread().name)
+        runs.append(name)
         release.wait(10)
         return name
 
