@@ -137,19 +137,21 @@ class DurableOrchestrationClient:
         """A client on the store at ``url`` (default: ``.durafn/durafn.db``), without a host.
 
         Work it starts is run by a host (``durafn start`` or ``df.Runtime``) on the same store.
-        ``clock`` is this machine's; on PostgreSQL the client measures once, as it opens, how
-        far it is off the server's, and stamps its work by the server's clock.
+        ``clock`` is this machine's; on PostgreSQL the client stamps its work by the server's
+        clock, measuring how far this one is off it every minute or when this one steps.
         """
         from durafn.store import open_store
 
-        store = open_store(url or DEFAULT_STORAGE)
-        store_clock = StoreClock(clock)
-        try:
-            store_clock.sync(store)
-        except BaseException:
-            store.close()
-            raise
-        return cls(AsyncStore(store, store_clock), app=app, owns_store=True)
+        store = AsyncStore(open_store(url or DEFAULT_STORAGE), StoreClock(clock))
+        return cls(store, app=app, owns_store=True)
+
+    async def _now(self) -> datetime:
+        """The time by the store's clock, its offset measured again first when it is stale (a
+        client outside a host has no lease renewals to keep it fresh).
+        """
+        if self._store.clock.stale():
+            await self._store.sync_clock()
+        return self._store.clock()
 
     def for_request(self, req: HttpRequest) -> DurableOrchestrationClient:
         """A view of this client with management URLs built from ``req``'s scheme, host and port."""
@@ -193,7 +195,7 @@ class DurableOrchestrationClient:
             name = self._app.get_function(FunctionKind.ORCHESTRATOR, name).name
         instance_id = uuid.uuid4().hex if instance_id is None else validate_instance_id(instance_id)
         payload = encode(client_input, f"input of orchestrator '{name}'")
-        execution_id, now = uuid.uuid4().hex, self._store.clock()
+        execution_id, now = uuid.uuid4().hex, await self._now()
         # In the workers' process, the instance is created together with its first step.
         if self._signals is not None and await self._signals.start(
             instance_id, name, payload, execution_id, now
@@ -317,7 +319,7 @@ class DurableOrchestrationClient:
             store.enqueue_message,
             instance_id,
             event,
-            self._store.clock(),
+            await self._now(),
             allowed=allowed,
             action=action,
         )
@@ -327,22 +329,22 @@ class DurableOrchestrationClient:
         """Send ``event_name`` to the instance; it is kept until the orchestrator waits for it."""
         validate_event_name(event_name)
         data = encode(event_data, f"data of event '{event_name}'")
-        event = EventRaised(timestamp=self._store.clock(), name=event_name, input=data)
+        event = EventRaised(timestamp=await self._now(), name=event_name, input=data)
         await self._send(instance_id, event, ACTIVE_STATUSES, "raise an event to")
 
     async def terminate(self, instance_id: str, reason: str | None = None) -> None:
         """Terminate a Pending, Running or Suspended instance; its output becomes ``reason``."""
-        event = ExecutionTerminated(timestamp=self._store.clock(), reason=reason)
+        event = ExecutionTerminated(timestamp=await self._now(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "terminate")
 
     async def suspend(self, instance_id: str, reason: str | None = None) -> None:
         """Suspend an active instance: it keeps its messages but processes none until resumed."""
-        event = ExecutionSuspended(timestamp=self._store.clock(), reason=reason)
+        event = ExecutionSuspended(timestamp=await self._now(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "suspend")
 
     async def resume(self, instance_id: str, reason: str | None = None) -> None:
         """Resume a suspended instance."""
-        event = ExecutionResumed(timestamp=self._store.clock(), reason=reason)
+        event = ExecutionResumed(timestamp=await self._now(), reason=reason)
         await self._send(instance_id, event, ACTIVE_STATUSES, "resume")
 
     async def rewind(self, instance_id: str, reason: str | None = None) -> None:
@@ -383,7 +385,7 @@ class DurableOrchestrationClient:
             record.history_length,
             plan.history,
             work,
-            self._store.clock(),
+            await self._now(),
         )
         # the parent is Running again first, so a rewound child can report back to it
         for child in plan.children:
