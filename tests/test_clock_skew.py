@@ -57,7 +57,15 @@ def test_a_host_whose_clock_runs_ahead_does_not_take_a_live_hosts_activity(
     asyncio.run(scenario())
 
 
-def test_a_timer_fires_on_time_when_its_hosts_clock_steps_back(postgres_url: str) -> None:
+@pytest.mark.parametrize(
+    ("at_start", "later", "lease_seconds"),
+    # measured again every 0.2 s, or not for the next 10 s: on time either way
+    [(3600.0, -7200.0, 0.6), (0.0, 3600.0, 30.0)],
+    ids=["ahead-then-stepped-back", "stepped-forward"],
+)
+def test_a_timer_fires_on_time_when_its_hosts_clock_steps(
+    postgres_url: str, at_start: float, later: float, lease_seconds: float
+) -> None:
     app = df.App()
 
     @app.orchestrator
@@ -65,17 +73,16 @@ def test_a_timer_fires_on_time_when_its_hosts_clock_steps_back(postgres_url: str
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=2))
         return "woke"
 
-    skew = [3600.0]
+    skew = [at_start]
 
     async def scenario() -> None:
-        # renewals, and the clock's measurements with them, every 0.2 s
-        config = RuntimeConfig(lease_seconds=0.6, poll_interval=0.1)
+        config = RuntimeConfig(lease_seconds=lease_seconds, poll_interval=0.1)
         clock = skewed(lambda: skew[0])
         async with df.Runtime(app, postgres_url, config=config, clock=clock) as rt:
             began = time.monotonic()
             instance_id = await rt.client.start_new("naps")
             await asyncio.sleep(0.3)  # the timer is set
-            skew[0] = -7200.0  # the host's clock is stepped three hours back
+            skew[0] = later  # the host's clock is stepped
             status = await rt.client.wait_for_completion(instance_id, timeout=10)
             assert status.output == "woke"
             assert time.monotonic() - began >= 1.9, "the timer fired early"

@@ -342,9 +342,10 @@ class Store(Protocol):
         """
         ...
 
-    def clock_offset(self, host_clock: Clock) -> timedelta:
+    def clock_offset(self, host_clock: Clock) -> timedelta | None:
         """How far the database server's clock is ahead of ``host_clock`` (negative: behind),
-        measured now; zero where every process sharing the store runs on one machine (SQLite).
+        measured now; None where every process sharing the store runs on one machine and reads
+        its clock (SQLite).
         """
         ...
 

@@ -306,13 +306,13 @@ class SqlStore:
         """Subscribe to what other store objects on this database announce (see Store)."""
         return self._dialect.listen(self._engine)
 
-    def clock_offset(self, host_clock: Clock) -> timedelta:
+    def clock_offset(self, host_clock: Clock) -> timedelta | None:
         """The server's clock minus ``host_clock`` at the middle of the quickest of a few round
-        trips, so off by at most half of it; zero where the dialect has no server clock.
+        trips, so off by at most half of it; None where the dialect has no server clock.
         """
         sql = self._dialect.server_time
         if sql is None:
-            return timedelta(0)
+            return None
         statement = text(sql)
 
         def measure(conn: Connection) -> timedelta:
