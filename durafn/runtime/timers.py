@@ -46,7 +46,8 @@ async def renew_leases(
     db: AsyncStore, config: RuntimeConfig, worker_id: str, stopping: asyncio.Event
 ) -> None:
     """Extend this host's leases every third of a lease, so only a dead host's leases expire,
-    and measure again how far this host's clock is off the store's, as clocks drift or step.
+    and then, when it is stale (a minute old, or this host's clock stepped), measure again how
+    far this host's clock is off the store's.
     """
     interval = config.lease_seconds / 3
     while not stopping.is_set():
@@ -60,6 +61,7 @@ async def renew_leases(
         except Exception:
             log.exception("renewing leases failed; retrying")
         try:
-            await db.sync_clock()
+            if db.clock.stale():
+                await db.sync_clock()
         except Exception:
             log.exception("reading the store's clock failed; keeping the offset measured before")
