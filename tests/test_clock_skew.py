@@ -59,7 +59,7 @@ def test_a_host_whose_clock_runs_ahead_does_not_take_a_live_hosts_activity(
 
 @pytest.mark.parametrize(
     ("at_start", "later", "lease_seconds"),
-    # measured again every 0.2 s, or not for the next 10 s: on time either way
+    # the step is measured at the next renewal, 0.2 s or 10 s away: on time either way
     [(3600.0, -7200.0, 0.6), (0.0, 3600.0, 30.0)],
     ids=["ahead-then-stepped-back", "stepped-forward"],
 )
