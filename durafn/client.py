@@ -149,8 +149,7 @@ class DurableOrchestrationClient:
         """The time by the store's clock, its offset measured again first when it is stale (a
         client outside a host has no lease renewals to keep it fresh).
         """
-        if self._store.clock.stale():
-            await self._store.sync_clock()
+        await self._store.sync_clock()
         return self._store.clock()
 
     def for_request(self, req: HttpRequest) -> DurableOrchestrationClient:

@@ -61,7 +61,6 @@ async def renew_leases(
         except Exception:
             log.exception("renewing leases failed; retrying")
         try:
-            if db.clock.stale():
-                await db.sync_clock()
+            await db.sync_clock()
         except Exception:
             log.exception("reading the store's clock failed; keeping the offset measured before")

@@ -68,10 +68,11 @@ class AsyncStore:
         return cast(T, await future)
 
     async def sync_clock(self) -> None:
-        """Measure again how far this host's clock is off the store's (a round trip or a few
-        on PostgreSQL, off the loop; nothing on SQLite).
+        """Measure again how far this host's clock is off the store's when the last measurement
+        is stale (see StoreClock.stale): a few round trips on PostgreSQL, off the loop.
         """
-        await asyncio.get_running_loop().run_in_executor(None, self.clock.sync, self.store)
+        if self.clock.stale():
+            await asyncio.get_running_loop().run_in_executor(None, self.clock.sync, self.store)
 
     def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the calls ``loop`` made in its last turn, on the loop, or hand them to the
