@@ -160,6 +160,37 @@ def test_activity_results_go_straight_to_a_live_executor(
     assert (written, left) == (inbox_messages, 0)
 
 
+def test_a_sequence_of_activities_runs_in_one_task(tmp_path: Path) -> None:
+    """The step on an activity's result leases the next activity to its host, and the task that
+    ran the first runs the next one too: a chain costs no new task per activity. A step that
+    leases several keeps one and starts the others in tasks of their own.
+    """
+    app = df.App()
+    tasks: list[object] = []
+
+    @app.activity
+    async def noted(n: int) -> int:
+        tasks.append(asyncio.current_task())
+        return n + 1
+
+    @app.orchestrator
+    def sequence(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        value = 0
+        for _ in range(10):
+            value = yield context.call_activity(noted, value)
+        values = yield context.task_all([context.call_activity(noted, n) for n in range(3)])
+        return [value, values]
+
+    async def main() -> Any:
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}") as rt:
+            status = await rt.client.wait_for_completion(await rt.client.start_new("sequence"), 10)
+            return status.output
+
+    assert asyncio.run(main()) == [10, [1, 2, 3]]
+    assert len(set(tasks[:11])) == 1
+    assert len(set(tasks)) == 3
+
+
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)
 def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
     async def scenario(rt: df.Runtime) -> None:

@@ -73,6 +73,10 @@ class ActivityWorker:
             config.activity_threads, thread_name_prefix="durafn-activity"
         )
         self._inflight: set[asyncio.Task[None]] = set()
+        self._follow_ons: dict[asyncio.Task[Any] | None, list[ActivityWorkItem]] = {}
+        """Per activity task, where the first work item leased by the step on its result goes:
+        that task runs it next, so a sequence of activities costs no new task and no loop turn
+        each."""
         self._reserved = 0
         self._slot_freed = asyncio.Event()
         self._bindings: dict[str, tuple[FunctionSpec, str | None, Any]] = {}
@@ -129,11 +133,16 @@ class ActivityWorker:
     def start(self, items: list[ActivityWorkItem], reserved: int = 0) -> None:
         """Run work items leased to this host, in slots ``reserve`` held (``reserved`` of them,
         all given back now). Once stopping, leave them: their leases are released on stop and
-        they run again elsewhere or later.
+        they run again elsewhere or later. Called from an activity's task (by the step on its
+        result), the first item is left for that task to run next.
         """
         self._reserved -= reserved
         if self._stopped:
             return
+        follow_on = self._follow_ons.get(asyncio.current_task())
+        if follow_on is not None and items:
+            follow_on.append(items[0])
+            items = items[1:]
         for item in items:
             task = asyncio.create_task(self._execute(item), name=f"activity {item.name}")
             self._inflight.add(task)
@@ -144,6 +153,17 @@ class ActivityWorker:
         self._slot_freed.set()
 
     async def _execute(self, item: ActivityWorkItem) -> None:
+        task = asyncio.current_task()
+        follow_on = [item]
+        while follow_on:
+            item = follow_on.pop()
+            self._follow_ons[task] = follow_on
+            try:
+                await self._run(item)
+            finally:
+                del self._follow_ons[task]
+
+    async def _run(self, item: ActivityWorkItem) -> None:
         event = await self._invoke(item)
         if self._step_on_result is not None:
             try:
