@@ -1485,6 +1485,35 @@ def test_step_on_an_activity_result_is_refused_when_the_instance_changed(
     assert store.commit_step(on_result(work, length, at(5)), at(5)) is None
 
     assert store.get_history("i1") == before
+    if change != "done elsewhere":  # the refused step took nothing: the work item is still there
+        assert store.complete_activity(work, TaskCompleted(timestamp=at(6), task_id=0), at(6))
+
+
+@pytest.mark.parametrize("item", ["gone", "another execution's"])
+def test_step_on_an_activity_result_is_refused_when_its_work_item_is_not_there(
+    store: Store, item: str
+) -> None:
+    """Its work item is how a result is known to be wanted: without it (discarded, or naming
+    another execution's work), the step writes nothing, though nothing else changed."""
+    _, work, length = leased_activity(store)
+    engine = raw_engine(store)
+    try:
+        with engine.begin() as conn:
+            if item == "gone":
+                conn.exec_driver_sql(f"DELETE FROM activities WHERE id = {work.id}")
+            else:
+                conn.exec_driver_sql(
+                    f"UPDATE activities SET execution_id = 'e0' WHERE id = {work.id}"
+                )
+    finally:
+        engine.dispose()
+    before = store.get_history("i1")
+
+    assert store.commit_step(on_result(work, length, at(5)), at(5)) is None
+
+    assert store.get_history("i1") == before
+    record = store.get_instance("i1")
+    assert record is not None and record.history_length == length
 
 
 def test_commit_is_refused_when_the_history_moved_on(store: Store) -> None:

@@ -50,6 +50,10 @@ class Dialect(Driver, Protocol):
     server_time: str | None
     """A SELECT of the database server's own clock, which hosts on several machines go by;
     None where every process sharing the store runs on one machine and one clock (SQLite)."""
+    writes_in_with: bool
+    """True where one statement's WITH may hold a DELETE whose rows the rest reads (see
+    Driver.refusing): a step on an activity's result then takes the activity in its guard, one
+    statement fewer than a guard and a DELETE."""
     immediate: bool
     """True when a transaction never waits on I/O, only (rarely) on another writer's lock: its
     calls may then run on the caller's own thread (see Store.batch_now)."""

@@ -79,6 +79,7 @@ class PostgresDialect:
     for_share = " FOR SHARE"
     inserted = "(xmax = 0)"  # a row that was never updated
     immediate = False  # every statement waits on the server
+    writes_in_with = True
     # clock_timestamp(): the time now, where now() is the transaction's start
     server_time: str | None = "SELECT clock_timestamp()"
 
@@ -116,13 +117,15 @@ class PostgresDialect:
         with conn.pipeline() as wait:
             yield wait
 
-    def refusing(self, sql: str) -> str:
+    def refusing(self, sql: str, taken: str | None = None) -> str:
         """``sql``'s rows, failed with a division by zero when there are none: plain SQL has no
         RAISE (PL/pgSQL has), and this needs no function created in the database. The count's
         one row is always there to join, so the division runs even when ``sql`` returns none.
+        A write in a WITH must be at the statement's top, so ``taken`` goes beside ``sql``.
         """
+        before = "" if taken is None else f"taken AS ({taken}), "
         return (
-            f"WITH admitted AS ({sql}) SELECT admitted.*, 1 / rows.count FROM "
+            f"WITH {before}admitted AS ({sql}) SELECT admitted.*, 1 / rows.count FROM "
             "(SELECT count(*) AS count FROM admitted) AS rows LEFT JOIN admitted ON true"
         )
 

@@ -109,6 +109,7 @@ class SqliteDialect:
     inserted = "0"  # cannot tell; deleting what a replaced instance left costs little here
     # one file on one machine: its host and its clients all read the machine's clock
     server_time: str | None = None
+    writes_in_with = False  # SQLite's WITH holds SELECTs only
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path
@@ -138,10 +139,12 @@ class SqliteDialect:
         """As is: sqlite3 takes ``:name`` parameters."""
         return sql
 
-    def refusing(self, sql: str) -> str:
+    def refusing(self, sql: str, taken: str | None = None) -> str:
         """As is: a reply is read before the next statement goes out, so a refused write sends
-        nothing.
+        nothing. ``taken`` cannot be: SQLite has no writes in WITH (see ``writes_in_with``).
         """
+        if taken is not None:
+            raise ValueError("SQLite has no DELETE in WITH: take the row in a statement of its own")
         return sql
 
     def is_refusal(self, error: Exception) -> bool:

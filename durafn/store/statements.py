@@ -62,6 +62,12 @@ def instance_record(row: Sequence[Any], ts: Callable[[Any], datetime]) -> Instan
     )
 
 
+_STEPPED_ACTIVITY = (
+    "id = :activity AND (activities.instance_id = :iid AND activities.execution_id = :eid) IS TRUE"
+)
+"""The work item a step on an activity's result is for: found by primary key alone (see _guard)."""
+
+
 def _lease_free(table: str) -> str:
     return f"({table}.lease_until IS NULL OR {table}.lease_until <= :now)"
 
@@ -225,8 +231,9 @@ class Statements:
         delete_activity = "DELETE FROM activities WHERE id = :id RETURNING id"
         self.delete_activity = p(delete_activity)
         # A step on an activity's result takes its work item: gone meanwhile (completed by a
-        # host that took the item over) means the result is no longer wanted.
-        self.take_activity = p(d.refusing(delete_activity))
+        # host that took the item over) means the result is no longer wanted. Where the guard
+        # can take it (writes_in_with), it does; elsewhere this statement follows the guard.
+        self.take_activity = None if d.writes_in_with else p(d.refusing(delete_activity))
 
         # -- leases
         self.set_leases = {
@@ -242,9 +249,13 @@ class Statements:
         }
 
         # -- the step's guard: update the instance if the lease, execution and history hold
+        taken = f"DELETE FROM activities WHERE {_STEPPED_ACTIVITY} RETURNING id"
         self.guards = {
             (new, release, direct, based, running): p(
-                d.refusing(self._guard(new, release, direct, based, running))
+                d.refusing(
+                    self._guard(new, release, direct, based, running, d.writes_in_with),
+                    taken if direct and d.writes_in_with else None,
+                )
             )
             for new in (False, True)
             for release in (False, True)
@@ -254,10 +265,13 @@ class Statements:
         }
 
     @staticmethod
-    def _guard(new_execution: bool, release: bool, direct: bool, based: bool, running: bool) -> str:
+    def _guard(
+        new_execution: bool, release: bool, direct: bool, based: bool, running: bool, taking: bool
+    ) -> str:
         """``direct``: the step took an activity's result without a claim; ``based``: it was
         computed on a known history length (see StepCommit); ``running``: the instance stays
-        Running, which a direct step's instance already is (the status index is left alone).
+        Running, which a direct step's instance already is (the status index is left alone);
+        ``taking``: a direct step's activity is deleted beside the guard, as ``taken``.
         """
         sets = [] if direct and running else ["status = :status"]
         sets += [
@@ -281,12 +295,16 @@ class Statements:
         if direct:
             # Unleased and Running; messages waiting go first (arrival order); and the result
             # must still be wanted (its work item not completed elsewhere, not discarded).
+            wanted = (
+                "SELECT 1 FROM taken"
+                if taking
+                else f"SELECT 1 FROM activities WHERE {_STEPPED_ACTIVITY}"
+            )
             held = (
                 f"(status = '{_RUNNING}') IS TRUE AND {_lease_free('instances')} AND NOT EXISTS "
                 "(SELECT 1 FROM inbox WHERE inbox.instance_id = :iid AND visible_at <= :now "
                 "AND (inbox.execution_id IS NULL OR inbox.execution_id = :eid)) AND EXISTS "
-                "(SELECT 1 FROM activities WHERE id = :activity AND (activities.instance_id = "
-                ":iid AND activities.execution_id = :eid) IS TRUE)"
+                f"({wanted})"
             )
         based_on = " AND history_length = :base" if based else ""
         return (

@@ -271,7 +271,7 @@ class StepWriter:
         """
         sql = self._sql
         own = {"iid": c.instance_id}
-        if c.activity_result is not None:
+        if c.activity_result is not None and sql.take_activity is not None:
             tx.run(sql.take_activity, {"id": c.activity_result})
         new_execution = c.new_execution_id is not None
         execution_id = c.new_execution_id or c.execution_id
