@@ -191,6 +191,42 @@ def test_a_sequence_of_activities_runs_in_one_task(tmp_path: Path) -> None:
     assert len(set(tasks)) == 3
 
 
+def test_an_activity_may_start_an_orchestration_and_wait_for_it(tmp_path: Path) -> None:
+    """Work an activity's own code starts runs beside it, not after it: only the step on the
+    activity's result hands its task the next activity.
+    """
+    app = df.App()
+    runtimes: list[df.Runtime] = []
+
+    @app.activity
+    async def plus_one(n: int) -> int:
+        return n + 1
+
+    @app.orchestrator
+    def inner(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        value = yield context.call_activity(plus_one, 1)
+        return value
+
+    @app.activity
+    async def run_inner(_: None) -> Any:
+        client = runtimes[0].client
+        status = await client.wait_for_completion(await client.start_new("inner"), 5)
+        return status.output
+
+    @app.orchestrator
+    def outer(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+        value = yield context.call_activity(run_inner, None)
+        return value
+
+    async def main() -> Any:
+        async with df.Runtime(app, f"sqlite:///{tmp_path / 'durafn.db'}") as rt:
+            runtimes.append(rt)
+            status = await rt.client.wait_for_completion(await rt.client.start_new("outer"), 10)
+            return status.runtime_status, status.output
+
+    assert asyncio.run(main()) == (df.OrchestrationRuntimeStatus.Completed, 2)
+
+
 @pytest.mark.parametrize("cache_size", CACHE_SIZES)
 def test_fan_out_fan_in_of_forty(tmp_path: Path, cache_size: int) -> None:
     async def scenario(rt: df.Runtime) -> None:

@@ -74,9 +74,9 @@ class ActivityWorker:
         )
         self._inflight: set[asyncio.Task[None]] = set()
         self._follow_ons: dict[asyncio.Task[Any] | None, list[ActivityWorkItem]] = {}
-        """Per activity task, where the first work item leased by the step on its result goes:
-        that task runs it next, so a sequence of activities costs no new task and no loop turn
-        each."""
+        """Per activity task stepping on its result, where the first work item the step leases
+        goes: that task runs it next, so a sequence of activities costs no new task and no loop
+        turn each."""
         self._reserved = 0
         self._slot_freed = asyncio.Event()
         self._bindings: dict[str, tuple[FunctionSpec, str | None, Any]] = {}
@@ -133,14 +133,14 @@ class ActivityWorker:
     def start(self, items: list[ActivityWorkItem], reserved: int = 0) -> None:
         """Run work items leased to this host, in slots ``reserve`` held (``reserved`` of them,
         all given back now). Once stopping, leave them: their leases are released on stop and
-        they run again elsewhere or later. Called from an activity's task (by the step on its
-        result), the first item is left for that task to run next.
+        they run again elsewhere or later. Called by the step on an activity's result, in that
+        activity's task, the first item is left for the task to run next.
         """
         self._reserved -= reserved
         if self._stopped:
             return
         follow_on = self._follow_ons.get(asyncio.current_task())
-        if follow_on is not None and items:
+        if follow_on is not None and not follow_on and items:
             follow_on.append(items[0])
             items = items[1:]
         for item in items:
@@ -153,33 +153,38 @@ class ActivityWorker:
         self._slot_freed.set()
 
     async def _execute(self, item: ActivityWorkItem) -> None:
-        task = asyncio.current_task()
-        follow_on = [item]
-        while follow_on:
-            item = follow_on.pop()
+        next_item: ActivityWorkItem | None = item
+        while next_item is not None:
+            next_item = await self._run(next_item)
+
+    async def _run(self, item: ActivityWorkItem) -> ActivityWorkItem | None:
+        """Run ``item`` and record its result; the work item the step on that result leased
+        for this task to run next, if any (see start).
+        """
+        event = await self._invoke(item)
+        follow_on: list[ActivityWorkItem] = []
+        if self._step_on_result is not None:
+            # only the step on this result hands its work on: what the activity's own code
+            # started (a client's start_new, say) runs in tasks of its own, beside it
+            task = asyncio.current_task()
             self._follow_ons[task] = follow_on
             try:
-                await self._run(item)
-            finally:
-                del self._follow_ons[task]
-
-    async def _run(self, item: ActivityWorkItem) -> None:
-        event = await self._invoke(item)
-        if self._step_on_result is not None:
-            try:
                 if await self._step_on_result(item, event):
-                    return
+                    return follow_on[0] if follow_on else None
             except Exception:
                 # nothing was committed: the result goes to the inbox as if this were not tried
                 log.exception("the step on the result of activity %s failed", item.name)
+            finally:
+                del self._follow_ons[task]
         try:
             ok = await self._db.run(self._db.store.complete_activity, item, event, self._clock())
         except Exception:
             # the item stays leased and runs again once the lease expires: at least once
             log.exception("recording the result of activity %s failed", item.name)
-            return
+            ok = False
         if ok:
             self._signals.announce(Work.ORCHESTRATIONS)
+        return follow_on[0] if follow_on else None
 
     async def _invoke(self, item: ActivityWorkItem) -> HistoryEvent:
         binding = self._bindings.get(item.name.lower())
