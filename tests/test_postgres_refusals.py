@@ -88,6 +88,32 @@ def test_a_step_on_a_result_completed_meanwhile_elsewhere_is_refused_and_writes_
     assert [r.message for r in caplog.records] == []
 
 
+def test_a_step_on_a_result_waiting_for_its_instance_holds_no_lock_on_the_work_item(
+    pg_store: Store, other_host: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    # The other host holds the instance first, as complete_activity does, and deletes the work
+    # item after the step has started waiting for the instance: the step locks the instance
+    # before the item, in the same order, so the two never wait on each other (a deadlock).
+    _, work, length = leased_activity(pg_store)
+    history = pg_store.get_history("i1")
+    other_host.execute("SET lock_timeout = '500ms'")  # under deadlock_timeout (1 s)
+    other_host.execute("SELECT 1 FROM instances WHERE instance_id = 'i1' FOR SHARE")
+    thread, outcome = commit_step_in_thread(pg_store, on_result(work, length, at(5)))
+    time.sleep(0.3)  # the step waits for the instance row
+    assert thread.is_alive()
+    other_host.execute("DELETE FROM activities WHERE id = %s", (work.id,))
+    other_host.execute(
+        "INSERT INTO inbox (instance_id, execution_id, event_type, event, visible_at) "
+        "VALUES ('i1', 'e1', 'TaskCompleted', '{}', %s)",
+        (at(1),),
+    )
+    other_host.commit()
+    thread.join(10)
+
+    assert outcome == [None]
+    assert pg_store.get_history("i1") == history
+
+
 def test_a_refused_step_with_reads_after_its_guard_writes_nothing(
     pg_store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

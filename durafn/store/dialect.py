@@ -51,7 +51,7 @@ class Dialect(Driver, Protocol):
     """A SELECT of the database server's own clock, which hosts on several machines go by;
     None where every process sharing the store runs on one machine and one clock (SQLite)."""
     writes_in_with: bool
-    """True where one statement's WITH may hold a DELETE whose rows the rest reads (see
+    """True where one statement's WITH may hold writes that read each other's rows (see
     Driver.refusing): a step on an activity's result then takes the activity in its guard, one
     statement fewer than a guard and a DELETE."""
     immediate: bool

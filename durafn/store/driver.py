@@ -65,13 +65,14 @@ class Driver(Protocol):
         """
         ...
 
-    def refusing(self, sql: str, taken: str | None = None) -> str:
+    def refusing(self, sql: str, then: str | None = None) -> str:
         """``sql``, a statement whose rows admit a write, as one the server fails when it
         returns none, where the driver pipelines (see :meth:`is_refusal`): the writes sent
         behind it, and the COMMIT, are then undone without waiting for its reply. As is where
-        each reply is read before the next statement goes out. ``taken``: a DELETE ... RETURNING
-        run in the same statement, whose rows ``sql`` reads as ``taken`` (only where the
-        dialect's ``writes_in_with``).
+        each reply is read before the next statement goes out. ``then``: a DELETE ... RETURNING
+        run behind ``sql`` in the same statement, reading ``sql``'s rows as ``admitted``; the
+        statement is then refused unless ``then`` returns rows too (only where the dialect's
+        ``writes_in_with``).
         """
         ...
 

@@ -117,16 +117,17 @@ class PostgresDialect:
         with conn.pipeline() as wait:
             yield wait
 
-    def refusing(self, sql: str, taken: str | None = None) -> str:
+    def refusing(self, sql: str, then: str | None = None) -> str:
         """``sql``'s rows, failed with a division by zero when there are none: plain SQL has no
         RAISE (PL/pgSQL has), and this needs no function created in the database. The count's
         one row is always there to join, so the division runs even when ``sql`` returns none.
-        A write in a WITH must be at the statement's top, so ``taken`` goes beside ``sql``.
+        A write in a WITH must be at the statement's top, so ``then`` goes beside ``sql``, and
+        its rows, which ``then`` returns only when ``sql`` admitted it, are the ones counted.
         """
-        before = "" if taken is None else f"taken AS ({taken}), "
+        behind, counted = ("", "admitted") if then is None else (f", taken AS ({then})", "taken")
         return (
-            f"WITH {before}admitted AS ({sql}) SELECT admitted.*, 1 / rows.count FROM "
-            "(SELECT count(*) AS count FROM admitted) AS rows LEFT JOIN admitted ON true"
+            f"WITH admitted AS ({sql}){behind} SELECT admitted.*, 1 / rows.count FROM "
+            f"(SELECT count(*) AS count FROM {counted}) AS rows LEFT JOIN admitted ON true"
         )
 
     def is_refusal(self, error: Exception) -> bool:

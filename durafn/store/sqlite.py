@@ -139,11 +139,11 @@ class SqliteDialect:
         """As is: sqlite3 takes ``:name`` parameters."""
         return sql
 
-    def refusing(self, sql: str, taken: str | None = None) -> str:
+    def refusing(self, sql: str, then: str | None = None) -> str:
         """As is: a reply is read before the next statement goes out, so a refused write sends
-        nothing. ``taken`` cannot be: SQLite has no writes in WITH (see ``writes_in_with``).
+        nothing. ``then`` cannot be: SQLite has no writes in WITH (see ``writes_in_with``).
         """
-        if taken is not None:
+        if then is not None:
             raise ValueError("SQLite has no DELETE in WITH: take the row in a statement of its own")
         return sql
 

@@ -249,12 +249,17 @@ class Statements:
         }
 
         # -- the step's guard: update the instance if the lease, execution and history hold
-        taken = f"DELETE FROM activities WHERE {_STEPPED_ACTIVITY} RETURNING id"
+        # Taken behind the guard, so the instance row is locked before the work item, in the
+        # order complete_activity locks them: two hosts never wait on each other.
+        take = (
+            f"DELETE FROM activities WHERE {_STEPPED_ACTIVITY} AND EXISTS (SELECT 1 FROM admitted) "
+            "RETURNING id"
+        )
         self.guards = {
             (new, release, direct, based, running): p(
                 d.refusing(
                     self._guard(new, release, direct, based, running, d.writes_in_with),
-                    taken if direct and d.writes_in_with else None,
+                    take if direct and d.writes_in_with else None,
                 )
             )
             for new in (False, True)
@@ -271,7 +276,8 @@ class Statements:
         """``direct``: the step took an activity's result without a claim; ``based``: it was
         computed on a known history length (see StepCommit); ``running``: the instance stays
         Running, which a direct step's instance already is (the status index is left alone);
-        ``taking``: a direct step's activity is deleted beside the guard, as ``taken``.
+        ``taking``: a direct step's work item is deleted behind the guard, in its statement, so
+        the guard need not look for it.
         """
         sets = [] if direct and running else ["status = :status"]
         sets += [
@@ -295,17 +301,13 @@ class Statements:
         if direct:
             # Unleased and Running; messages waiting go first (arrival order); and the result
             # must still be wanted (its work item not completed elsewhere, not discarded).
-            wanted = (
-                "SELECT 1 FROM taken"
-                if taking
-                else f"SELECT 1 FROM activities WHERE {_STEPPED_ACTIVITY}"
-            )
             held = (
                 f"(status = '{_RUNNING}') IS TRUE AND {_lease_free('instances')} AND NOT EXISTS "
                 "(SELECT 1 FROM inbox WHERE inbox.instance_id = :iid AND visible_at <= :now "
-                "AND (inbox.execution_id IS NULL OR inbox.execution_id = :eid)) AND EXISTS "
-                f"({wanted})"
+                "AND (inbox.execution_id IS NULL OR inbox.execution_id = :eid))"
             )
+            if not taking:
+                held += f" AND EXISTS (SELECT 1 FROM activities WHERE {_STEPPED_ACTIVITY})"
         based_on = " AND history_length = :base" if based else ""
         return (
             f"UPDATE instances SET {', '.join(sets)} WHERE instance_id = :iid AND {held} "
