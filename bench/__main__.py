@@ -1,11 +1,12 @@
-"""``python -m bench [--quick] [--storage URL] [--json FILE] [--compare-dbos]``: run the shapes,
-print a table."""
+"""``python -m bench [--quick] [--storage URL] [--json FILE] [--compare-dbos] [--rounds N]``: run
+the shapes, print a table."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -24,21 +25,58 @@ from bench.stores import (
 )
 
 
-def run(folder: Path, storage: str | None, quick: bool, compare_dbos: bool) -> list[Row]:
-    """Every shape on durafn, each common one on DBOS right after it with ``compare_dbos``."""
-    rows: list[Row] = []
+def run(
+    folder: Path, storage: str | None, quick: bool, compare_dbos: bool, rounds: int = 1
+) -> list[Row]:
+    """Every shape on durafn, each common one on DBOS right after it with ``compare_dbos``;
+    ``rounds`` times over, each engine's figure then the median round's, so a machine whose
+    speed swings meanwhile slows both engines' rounds alike.
+    """
+    ours: dict[str, list[Result]] = {}
+    theirs: dict[str, list[Result]] = {}
     common = common_shapes(quick)
-    for n, (name, scenario) in enumerate(scenarios(quick)):
-        with durafn_store(storage, folder / f"{n}-{name}.db") as url:
-            results = asyncio.run(run_embedded(url, scenario))
-        theirs: dict[str, Result] = {}
-        if compare_dbos and name in common:
-            theirs = compare.run_dbos_shape(name, storage, folder / f"{n}-{name}-dbos.db", quick)
-        rows += [Row(r, theirs.get(r.shape)) for r in results]
-    (folder / "http").mkdir()
-    with durafn_store(storage, folder / "http" / "http.db") as url:
-        rows.append(Row(http_starts(folder / "http", url, 200 if quick else 3000)))
-    return rows
+    for round_ in range(rounds):
+        for n, (name, scenario) in enumerate(scenarios(quick)):
+            with durafn_store(storage, folder / f"{round_}-{n}-{name}.db") as url:
+                for result in asyncio.run(run_embedded(url, scenario)):
+                    ours.setdefault(result.shape, []).append(result)
+            if compare_dbos and name in common:
+                dbos_file = folder / f"{round_}-{n}-{name}-dbos.db"
+                for result in compare.run_dbos_shape(name, storage, dbos_file, quick).values():
+                    theirs.setdefault(result.shape, []).append(result)
+        http = folder / f"{round_}-http"
+        http.mkdir()
+        with durafn_store(storage, http / "http.db") as url:
+            result = http_starts(http, url, 200 if quick else 3000)
+            ours.setdefault(result.shape, []).append(result)
+    return [
+        Row(median_round(results), median_round(theirs[shape]) if shape in theirs else None)
+        for shape, results in ours.items()
+    ]
+
+
+def median_round(results: list[Result]) -> Result:
+    """The round whose figure is the median (the lower one of an even count), its detail saying
+    so: the details (a chain's growth, say) are that round's own.
+    """
+    if len(results) == 1:
+        return results[0]
+    middle = statistics.median_low(r.value for r in results)
+    chosen = next(r for r in results if r.value == middle)
+    detail = f"{chosen.detail}; " if chosen.detail else ""
+    detail += f"median of {len(results)} rounds"
+    return Result(chosen.shape, chosen.value, chosen.unit, detail)
+
+
+def _rounds(text: str) -> int:
+    """``--rounds``: a whole number from 1."""
+    try:
+        rounds = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if rounds < 1:
+        raise argparse.ArgumentTypeError(f"{rounds} rounds: give 1 or more")
+    return rounds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"also run each common shape on DBOS and print the ratios ({compare.INSTALL_HINT})",
     )
+    parser.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=1,
+        help="run every shape this many times, durafn and DBOS in turn, and report each "
+        "engine's median round (default 1)",
+    )
     args = parser.parse_args(argv)
     if args.json is not None and not args.json.parent.is_dir():
         parser.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
@@ -73,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as folder:
             check_storage(args.storage, Path(folder))
-            rows = run(Path(folder), args.storage, args.quick, args.compare_dbos)
+            rows = run(Path(folder), args.storage, args.quick, args.compare_dbos, args.rounds)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         # a storage that cannot be opened is a bad argument (2, as argparse's); a shape failed: 1

@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy
 from pgstore import store_connection
 
+from bench.__main__ import median_round
+from bench.measure import Result
 from bench.stores import durafn_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,34 @@ def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     assert http[0]["unit"] == "req/s"
     assert http[0]["value"] > 0
     assert "HTTP starts" in done.stdout
+
+
+def test_rounds_report_each_shape_once_as_its_median_round(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = _bench("--rounds", "3", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())["results"]
+    shapes = [r["shape"] for r in results]
+    assert len(shapes) == len(set(shapes)) and "HTTP starts" in shapes
+    assert all(r["detail"].endswith("median of 3 rounds") and r["value"] > 0 for r in results)
+    [growth] = [r["detail"] for r in results if r["shape"] == "chain of 200"]
+    assert growth.startswith("x") and " of 100; " in growth  # that round's own detail
+
+
+def test_the_median_round_is_a_round_that_ran() -> None:
+    rounds = [Result("chain of 200", v, "s", f"round {n}") for n, v in enumerate([0.5, 0.1, 0.3])]
+    assert median_round(rounds) == Result("chain of 200", 0.3, "s", "round 2; median of 3 rounds")
+    # of an even count, the lower middle one: never an average no round measured
+    assert median_round(rounds[:2]).value == 0.1
+    assert median_round(rounds[:1]) == rounds[0]
+
+
+@pytest.mark.parametrize("rounds", ["0", "-1", "two"])
+def test_rounds_that_are_not_a_count_fail_before_any_shape_runs(rounds: str) -> None:
+    done = _bench("--rounds", rounds, timeout=60)
+    assert done.returncode == 2
+    assert "argument --rounds" in done.stderr
+    assert "3-step orchestrations" not in done.stdout
 
 
 @pytest.mark.postgres
