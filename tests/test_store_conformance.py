@@ -1656,6 +1656,27 @@ def test_a_first_step_creates_its_instance_in_the_same_commit(store: Store) -> N
     assert [i.instance.instance_id for i in claim(store, "w2", now=at(1))] == ["i1"]
 
 
+def test_a_first_step_that_finishes_its_instance_stores_it_finished(store: Store) -> None:
+    done = ExecutionCompleted(timestamp=T0, status=S.Completed, result='"r"')
+    step = first_step("i1", "e1", output='"r"', custom_status='{"s": 1}')
+    step.status = S.Completed
+    step.history[-1] = done
+    step.activities = []
+
+    assert store.commit_step(step, T0) == []
+
+    record = store.get_instance("i1")
+    assert record is not None
+    assert (record.status, record.output, record.custom_status) == (S.Completed, '"r"', '{"s": 1}')
+    assert (record.history_length, record.last_updated_time) == (3, T0)
+    assert store.get_history("i1") == step.history
+    # finished, the id can be started again, replacing it
+    assert store.commit_step(first_step("i1", "e2"), at(1)) == []
+    again = store.get_instance("i1")
+    assert again is not None
+    assert (again.status, again.output, again.custom_status) == (S.Running, None, None)
+
+
 def test_a_first_step_of_an_active_id_is_refused_and_writes_nothing(store: Store) -> None:
     store.create_instance("i1", "orch", None, "e1", T0)
 

@@ -96,24 +96,26 @@ class Statements:
             "INSERT INTO instances (instance_id, name, execution_id, status, input, output, "
             "custom_status, created_time, last_updated_time, parent_instance_id, parent_task_id, "
             "history_length, lease_owner, lease_until) VALUES (:instance_id, :name, "
-            ":execution_id, :status, :input, NULL, NULL, :now, :now, :parent_instance_id, "
-            ":parent_task_id, 0, :lease_owner, :lease_until) ON CONFLICT (instance_id) "
+            ":execution_id, :status, :input, :output, :custom_status, :now, :now, "
+            ":parent_instance_id, :parent_task_id, :count, :lease_owner, :lease_until) "
+            "ON CONFLICT (instance_id) "
         )
         # The unique key decides: a live row makes the WHERE false, so its id is not returned.
         upsert = (
             f"{insert}DO UPDATE SET "
             "name = excluded.name, execution_id = excluded.execution_id, status = excluded.status, "
-            "input = excluded.input, output = NULL, custom_status = NULL, "
+            "input = excluded.input, output = excluded.output, "
+            "custom_status = excluded.custom_status, "
             "created_time = excluded.created_time, last_updated_time = excluded.last_updated_time, "
             "parent_instance_id = excluded.parent_instance_id, "
-            "parent_task_id = excluded.parent_task_id, history_length = 0, "
+            "parent_task_id = excluded.parent_task_id, history_length = excluded.history_length, "
             "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until "
             f"WHERE instances.{IS_FINAL} RETURNING instance_id, {d.inserted}"
         )
         self.upsert = p(upsert)
         self.start_or_refuse = p(d.refusing(f"{insert}DO NOTHING RETURNING instance_id"))
         """The insert of a new id, failing the transaction (where the driver pipelines) when
-        the id is taken, active or finished."""
+        the id is taken, active or finished; as it is started, or as its first step leaves it."""
         self.delete_owned = [
             p(f"DELETE FROM {table} WHERE {ids('instance_id', 'ids')}")
             for table in ("history", "inbox", "activities")

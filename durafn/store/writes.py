@@ -184,14 +184,24 @@ class StepWriter:
             self._insert_started(tx, [start], now)
 
     def _upsert_params(
-        self, start: Start, now: datetime, lease: tuple[str, datetime] | None
+        self,
+        start: Start,
+        now: datetime,
+        lease: tuple[str, datetime] | None,
+        first_step: StepCommit | None = None,
     ) -> dict[str, Any]:
+        """The row of a started instance; with ``first_step``, as that step leaves it."""
         owner, until = lease if lease is not None else (None, None)
         return {
             "instance_id": start.instance_id,
             "name": start.name,
             "execution_id": start.execution_id,
-            "status": OrchestrationRuntimeStatus.Pending.value,
+            "status": (
+                first_step.status if first_step else OrchestrationRuntimeStatus.Pending
+            ).value,
+            "output": first_step.output if first_step else None,
+            "custom_status": first_step.custom_status if first_step else None,
+            "count": len(first_step.history) if first_step else 0,
             "input": start.input,
             "now": self._dialect.ts(now),
             "parent_instance_id": start.parent_instance_id,
@@ -219,17 +229,27 @@ class StepWriter:
         targets = {m.instance_id for m in c.messages} - children - {c.instance_id}
         if children or targets:
             self._dialect.lock_instances(tx, [c.instance_id, *children], list(targets))
+        start = None
         if c.new_instance is not None:
             start = Start(c.instance_id, c.new_instance.name, c.new_instance.input, c.execution_id)
-            lease = (c.worker_id, c.lease_until or now)
-            self.start(tx, start, now, lease, message=False, read_reply=read_start)
-        guard = self._guard(tx, c, now)
-        if guard.ready or c.history_length is None:
-            length = guard.scalar()
-            if length is None:
-                return None
-        else:  # the writes go out before the guard's reply; a refusal fails them on the server
-            length = c.history_length + len(c.history)
+        if start is not None and tx.wait is not None and not read_start and not c.new_execution_id:
+            # A new id (or the whole transaction is refused) is inserted as its first step leaves
+            # it: a row nobody else could have seen needs no guard, nor an update of its status.
+            lease = None if c.release else (c.worker_id, c.lease_until or now)
+            params = self._upsert_params(start, now, lease, first_step=c)
+            tx.run(self._sql.start_or_refuse, params)
+            length = len(c.history)
+        else:
+            if start is not None:
+                lease = (c.worker_id, c.lease_until or now)
+                self.start(tx, start, now, lease, message=False, read_reply=read_start)
+            guard = self._guard(tx, c, now)
+            if guard.ready or c.history_length is None:
+                length = guard.scalar()
+                if length is None:
+                    return None
+            else:  # the writes go out before the guard's reply; a refusal fails them on the server
+                length = c.history_length + len(c.history)
         pending = self._write_step(tx, c, now, length)
         leased: list[ActivityWorkItem] = []
         tx.on_replies(lambda: leased.extend(ActivityWorkItem(*item.one()) for item in pending))
