@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from bench import compare
 from bench.http_starts import http_starts
-from bench.measure import BenchError, Result, common_shapes
+from bench.measure import BenchError, Result, common_shapes, median_round
 from bench.report import Row, describe_machine, machine_line, payload, table
 from bench.shapes import run_embedded, scenarios
 from bench.stores import (
@@ -53,19 +52,6 @@ def run(
         Row(median_round(results), median_round(theirs[shape]) if shape in theirs else None)
         for shape, results in ours.items()
     ]
-
-
-def median_round(results: list[Result]) -> Result:
-    """The round whose figure is the median (the lower one of an even count), its detail saying
-    so: the details (a chain's growth, say) are that round's own.
-    """
-    if len(results) == 1:
-        return results[0]
-    middle = statistics.median_low(r.value for r in results)
-    chosen = next(r for r in results if r.value == middle)
-    detail = f"{chosen.detail}; " if chosen.detail else ""
-    detail += f"median of {len(results)} rounds"
-    return Result(chosen.shape, chosen.value, chosen.unit, detail)
 
 
 def _rounds(text: str) -> int:

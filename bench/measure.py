@@ -51,6 +51,19 @@ def from_dict(data: dict[str, Any]) -> Result:
     return Result(data["shape"], float(data["value"]), data["unit"], data.get("detail", ""))
 
 
+def median_round(results: list[Result]) -> Result:
+    """The round whose figure is the median (the lower one of an even count), its detail saying
+    so: the details (a chain's growth, say) are that round's own.
+    """
+    if len(results) == 1:
+        return results[0]
+    middle = statistics.median_low(r.value for r in results)
+    chosen = next(r for r in results if r.value == middle)
+    detail = f"{chosen.detail}; " if chosen.detail else ""
+    detail += f"median of {len(results)} rounds"
+    return Result(chosen.shape, chosen.value, chosen.unit, detail)
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     """The nearest-rank percentile of ``samples`` (``fraction`` 0.5 = median, 0.99 = p99)."""
     ordered = sorted(samples)

@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy
 from pgstore import store_connection
 
-from bench.__main__ import median_round
-from bench.measure import Result
+from bench.measure import Result, median_round
 from bench.stores import durafn_store
 
 ROOT = Path(__file__).resolve().parent.parent
