@@ -163,27 +163,30 @@ class ActivityWorker:
         """
         event = await self._invoke(item)
         follow_on: list[ActivityWorkItem] = []
+        stepped = False
         if self._step_on_result is not None:
             # only the step on this result hands its work on: what the activity's own code
             # started (a client's start_new, say) runs in tasks of its own, beside it
             task = asyncio.current_task()
             self._follow_ons[task] = follow_on
             try:
-                if await self._step_on_result(item, event):
-                    return follow_on[0] if follow_on else None
+                stepped = await self._step_on_result(item, event)
             except Exception:
                 # nothing was committed: the result goes to the inbox as if this were not tried
                 log.exception("the step on the result of activity %s failed", item.name)
             finally:
                 del self._follow_ons[task]
-        try:
-            ok = await self._db.run(self._db.store.complete_activity, item, event, self._clock())
-        except Exception:
-            # the item stays leased and runs again once the lease expires: at least once
-            log.exception("recording the result of activity %s failed", item.name)
-            ok = False
-        if ok:
-            self._signals.announce(Work.ORCHESTRATIONS)
+        if not stepped:
+            try:
+                recorded = await self._db.run(
+                    self._db.store.complete_activity, item, event, self._clock()
+                )
+            except Exception:
+                # the item stays leased and runs again once the lease expires: at least once
+                log.exception("recording the result of activity %s failed", item.name)
+                recorded = False
+            if recorded:
+                self._signals.announce(Work.ORCHESTRATIONS)
         return follow_on[0] if follow_on else None
 
     async def _invoke(self, item: ActivityWorkItem) -> HistoryEvent:

@@ -232,17 +232,16 @@ class StepWriter:
         start = None
         if c.new_instance is not None:
             start = Start(c.instance_id, c.new_instance.name, c.new_instance.input, c.execution_id)
+        held = (c.worker_id, c.lease_until or now)
         if start is not None and tx.wait is not None and not read_start and not c.new_execution_id:
             # A new id (or the whole transaction is refused) is inserted as its first step leaves
             # it: a row nobody else could have seen needs no guard, nor an update of its status.
-            lease = None if c.release else (c.worker_id, c.lease_until or now)
-            params = self._upsert_params(start, now, lease, first_step=c)
+            params = self._upsert_params(start, now, None if c.release else held, first_step=c)
             tx.run(self._sql.start_or_refuse, params)
             length = len(c.history)
         else:
             if start is not None:
-                lease = (c.worker_id, c.lease_until or now)
-                self.start(tx, start, now, lease, message=False, read_reply=read_start)
+                self.start(tx, start, now, held, message=False, read_reply=read_start)
             guard = self._guard(tx, c, now)
             if guard.ready or c.history_length is None:
                 length = guard.scalar()
