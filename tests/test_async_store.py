@@ -1,5 +1,6 @@
 """AsyncStore: calls made together run as one group, one transaction per group, on the loop where
-the store never waits on I/O and on the store thread otherwise or when they would wait."""
+the store never waits on I/O and on the store thread otherwise or when they would wait; on
+PostgreSQL a lone call made while the store thread is idle runs on the loop."""
 
 import asyncio
 import sqlite3
@@ -11,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from durafn.errors import InstanceExistsError
+from durafn.models import ACTIVE_STATUSES
+from durafn.replay.history import EventRaised
 from durafn.store import open_store
 from durafn.store.aio import AsyncStore
 from durafn.store.base import Outcome, Store
@@ -118,6 +122,84 @@ def test_a_call_that_would_wait_for_another_writer_waits_off_the_loop(tmp_path: 
     finally:
         other.close()
         db.close()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_lone_call_runs_on_the_loop_and_others_on_the_store_thread(
+    pg_store: Store,
+) -> None:
+    db = AsyncStore(pg_store)
+
+    async def main() -> tuple[int, int, list[int], int]:
+        lone = await db.run(threading.get_ident)
+        together = await asyncio.gather(db.run(threading.get_ident), db.run(threading.get_ident))
+        busy = asyncio.gather(db.run(time.sleep, 0.3), db.run(time.sleep, 0))
+        await asyncio.sleep(0.1)  # the store thread is running them
+        while_busy = await db.run(threading.get_ident)
+        await busy
+        return threading.get_ident(), lone, list(together), while_busy
+
+    try:
+        loop_thread, lone, together, while_busy = asyncio.run(main())
+    finally:
+        db.close()
+    assert lone == loop_thread
+    assert loop_thread not in together and len(set(together)) == 1  # one group, on the thread
+    assert while_busy == together[0]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_lone_call_that_would_wait_for_a_row_lock_waits_off_the_loop(
+    pg_store: Store, postgres_url: str
+) -> None:
+    """Another transaction's row lock must not stall the loop: the call gives up on the loop at
+    once, waits on the store thread and commits once the lock is released."""
+    pg_store.create_instance("a", "orch", None, "e", T0)
+    db = AsyncStore(pg_store)
+    ran_on: list[int] = []
+    event = EventRaised(timestamp=T0, name="go", input=None)
+
+    def enqueue() -> None:
+        ran_on.append(threading.get_ident())
+        pg_store.enqueue_message("a", event, T0, allowed=ACTIVE_STATUSES, action="raise to")
+
+    holder = sqlalchemy.create_engine(postgres_url)
+    with holder.connect() as other:
+        other.exec_driver_sql("SELECT 1 FROM instances WHERE instance_id = 'a' FOR UPDATE")
+        stalled = threading.Event()
+
+        def unstall() -> None:  # only if the loop stalled: it would wait for the lock for ever
+            stalled.set()
+            other.rollback()
+
+        watchdog = threading.Timer(10, unstall)
+        watchdog.start()
+
+        async def main() -> int:
+            ticks = 0
+            sent = asyncio.ensure_future(db.run(enqueue))
+            while ticks < 20:  # the loop keeps turning while the call waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            watchdog.cancel()
+            assert not stalled.is_set() and not sent.done()
+            other.rollback()
+            await sent
+            return threading.get_ident()
+
+        try:
+            loop_thread = asyncio.run(main())
+        finally:
+            watchdog.cancel()
+            db.close()
+    holder.dispose()
+    assert ran_on[0] == loop_thread and ran_on[1:] and loop_thread not in ran_on[1:]
+    reopened = open_store(postgres_url)
+    try:
+        item = reopened.claim_orchestrations("w", T0, T0.replace(year=2031), 1)
+        assert [getattr(m.event, "name", None) for m in item[0].messages][-1] == "go"
+    finally:
+        reopened.close()
 
 
 def test_a_call_made_before_close_still_runs(tmp_path: Path) -> None:

@@ -237,6 +237,9 @@ class Store(Protocol):
     url: str
     immediate: bool
     """True when :meth:`batch_now` may run calls: the store's transactions never wait on I/O."""
+    lone_calls_inline: bool
+    """True when :meth:`batch_now` may run a lone call made while no other is in flight, though
+    it waits on I/O: the hop to another thread and back costs more than it spares the caller."""
 
     def create_instance(
         self,
@@ -394,9 +397,9 @@ class Store(Protocol):
         ...
 
     def batch_now(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
-        """Run ``calls`` as :meth:`batch` does, on this thread, if that needs no waiting on I/O
-        or on another writer's lock; None when it would (nothing is written then): run
-        :meth:`batch` where waiting blocks nobody.
+        """Run ``calls`` as :meth:`batch` does, on this thread, if that needs no waiting on
+        another writer's lock, nor on I/O unless ``lone_calls_inline``; None when it would, or
+        a call failed (nothing is written then): run :meth:`batch` where waiting blocks nobody.
         """
         ...
 

@@ -57,6 +57,9 @@ class Dialect(Driver, Protocol):
     immediate: bool
     """True when a transaction never waits on I/O, only (rarely) on another writer's lock: its
     calls may then run on the caller's own thread (see Store.batch_now)."""
+    lone_calls_inline: bool
+    """True when a lone call may run on the caller's own thread all the same, its transaction
+    failing at once where it would wait for another writer's lock (see Store.lone_calls_inline)."""
 
     def in_ids(self, column: str, param: str) -> str:
         """SQL testing that ``column`` is one of the ids bound to ``param`` (see :meth:`ids`)."""

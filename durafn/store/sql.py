@@ -76,6 +76,7 @@ class SqlStore:
         self._writer = StepWriter(dialect, self._sql)
         self._connections = Connections(dialect)
         self.immediate = dialect.immediate
+        self.lone_calls_inline = dialect.lone_calls_inline
         try:
             ensure_schema(engine, dialect, engine.url.render_as_string(hide_password=True))
         except BaseException:
@@ -427,7 +428,7 @@ class SqlStore:
 
     def batch_now(self, calls: Sequence[Callable[[], Any]]) -> list[Outcome] | None:
         """Run ``calls`` in one transaction at once, or None (see Store.batch_now)."""
-        if not self.immediate:
+        if not (self.immediate or self.lone_calls_inline):
             return None
         try:
             return self._grouped(calls, wait=False)

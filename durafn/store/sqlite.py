@@ -110,6 +110,8 @@ class SqliteDialect:
     # one file on one machine: its host and its clients all read the machine's clock
     server_time: str | None = None
     writes_in_with = False  # SQLite's WITH holds SELECTs only
+    # with FULL, an fsync of the caller's thread; not measured against the thread's hop
+    lone_calls_inline = False
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self._path = path
