@@ -7,7 +7,8 @@ the calls a loop makes in one turn run as a group on the loop itself, in its nex
 thread hop there and back cost more than the transaction. Where they do (PostgreSQL), a call
 made alone while no other is in flight runs on the loop too: the loop has nothing of this
 store's to do while it waits, and the hop to the thread and back is a good part of a
-sequential step (bench: a 3-step orchestration's latency a tenth to a fifth lower). A group
+sequential step (bench, with ``synchronous=NORMAL``: a 3-step orchestration's latency about a
+tenth lower). A group
 that would have to wait (for another writer's lock), and every other group, runs on a
 dedicated thread instead, which groups the calls that arrive while it is busy. A lone call
 runs at once either way, so grouping adds no latency.
@@ -93,8 +94,9 @@ class AsyncStore:
 
     def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the calls ``loop`` made in its last turn, on the loop, or hand them to the
-        store thread when they would wait (or, where only a lone call runs on the loop, when
-        they are several or the thread has work: it overlaps their transaction with the loop).
+        store thread when they would wait. Where only a lone call runs on the loop, several, or
+        one made while the thread has work, go to the thread, whose transaction then overlaps
+        the loop's work.
         """
         settled: list[tuple[asyncio.Future[Any], Outcome]] = []
         # close (on another thread) waits for this turn: the store stays open under it, and

@@ -32,7 +32,7 @@ DIVISION_BY_ZERO = "22012"
 """The SQLSTATE a statement of PostgresDialect.refusing fails with when it refuses."""
 INLINE_LOCK_TIMEOUT_MS = 1
 """How long a call run on the event loop waits for another transaction's row lock before it
-gives up and goes to the store thread (the loop stalls meanwhile; PostgreSQL's least)."""
+gives up and goes to the store thread: the loop stalls meanwhile, so the least PostgreSQL takes."""
 _SCHEMA_LOCK_KEY = 0x64757261666E  # "durafn": the advisory lock taken while creating the schema
 # PostgreSQL locks rows as they leave the sort, so in id order; COLLATE "C" makes that order
 # the one Python's sorted() gives, which lock_instances relies on across its statements.
