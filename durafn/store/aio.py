@@ -8,10 +8,9 @@ thread hop there and back cost more than the transaction. Where they do (Postgre
 made alone while no other is in flight runs on the loop too: the loop has nothing of this
 store's to do while it waits, and the hop to the thread and back is a good part of a
 sequential step (bench, with ``synchronous=NORMAL``: a 3-step orchestration's latency about a
-tenth lower). A group
-that would have to wait (for another writer's lock), and every other group, runs on a
-dedicated thread instead, which groups the calls that arrive while it is busy. A lone call
-runs at once either way, so grouping adds no latency.
+tenth lower). A group that would have to wait (for another writer's lock), and every other
+group, runs on a dedicated thread instead, which groups the calls that arrive while it is
+busy. A lone call runs at once either way, so grouping adds no latency.
 """
 
 from __future__ import annotations
