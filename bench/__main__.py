@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 from bench import compare
+from bench.floor import commit_floor
 from bench.http_starts import http_starts
-from bench.measure import BenchError, Result, common_shapes, median_round
+from bench.measure import BenchError, Result, common_shapes, latency_runs, median_round
 from bench.report import Row, describe_machine, machine_line, payload, table
 from bench.shapes import run_embedded, scenarios
 from bench.stores import (
@@ -48,6 +49,9 @@ def run(
         with durafn_store(storage, http / "http.db") as url:
             result = http_starts(http, url, 200 if quick else 3000)
             ours.setdefault(result.shape, []).append(result)
+        with durafn_store(storage, folder / f"{round_}-floor.db") as url:
+            for result in commit_floor(url, *latency_runs(quick)):
+                ours.setdefault(result.shape, []).append(result)
     return [
         Row(median_round(results), median_round(theirs[shape]) if shape in theirs else None)
         for shape, results in ours.items()

@@ -171,12 +171,18 @@ async def chains(engine: Engine, length: int, rounds: int) -> list[Result]:
 Shape = Callable[[Engine], Coroutine[Any, Any, list[Result]]]
 
 
+def latency_runs(quick: bool) -> tuple[int, int]:
+    """The latency shape's measured and unmeasured runs, fewer with ``quick``; the commit
+    floor (bench/floor.py) measures as many."""
+    return (50, 5) if quick else (500, 50)
+
+
 def common_shapes(quick: bool) -> dict[str, Shape]:
     """The shapes both engines run, by name, smaller with ``quick`` (the test suite's run)."""
     scale = 10 if quick else 1
     return {
         "throughput": lambda engine: throughput(engine, 1000 // scale, 16),
-        "latency": lambda engine: latency(engine, 500 // scale, 50 // scale),
+        "latency": lambda engine: latency(engine, *latency_runs(quick)),
         "fan-out": lambda engine: fan_out(engine, 100, 1 if quick else 5),
         "chains": lambda engine: chains(engine, 1000 // scale, 1 if quick else 3),
     }

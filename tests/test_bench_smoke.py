@@ -1,6 +1,8 @@
 """The benchmark runner works (a small run); real numbers come from `python -m bench`."""
 
+import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ import pytest
 import sqlalchemy
 from pgstore import store_connection
 
+from bench.floor import commit_floor
 from bench.measure import Result, median_round
 from bench.stores import durafn_store
 
@@ -42,6 +45,26 @@ def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     assert http[0]["unit"] == "req/s"
     assert http[0]["value"] > 0
     assert "HTTP starts" in done.stdout
+    floor = {r["shape"]: r["value"] for r in results if r["shape"].startswith("floor: ")}
+    p50, p99 = floor["floor: 4 bare commits p50"], floor["floor: 4 bare commits p99"]
+    assert 0 < p50 <= p99
+
+
+def test_the_commit_floor_leaves_a_given_sqlite_store_as_it_was(tmp_path: Path) -> None:
+    store = tmp_path / "given.db"
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO kept VALUES (7)")
+    results = commit_floor(f"sqlite:///{store}?synchronous=FULL", count=20, warm_up=2)
+    assert [r.shape for r in results] == [
+        "floor: 4 bare commits p50",
+        "floor: 4 bare commits p99",
+    ]
+    assert all(r.unit == "ms" and r.detail.endswith("20 runs after 2 unmeasured") for r in results)
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert tables == [("kept",)]
+        assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
 
 
 def test_rounds_report_each_shape_once_as_its_median_round(tmp_path: Path) -> None:
@@ -81,6 +104,7 @@ def test_bench_quick_run_on_postgres_leaves_no_schema_behind(
     assert "schema durafn_bench fresh per shape" in done.stdout
     assert "chain of 200" in done.stdout
     assert "HTTP starts" in done.stdout
+    assert "floor: 4 bare commits p99" in done.stdout
     with postgres_admin.connect() as conn:
         left = conn.exec_driver_sql(
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'durafn_bench'"
