@@ -13,6 +13,7 @@ from pathlib import Path
 from bench import compare
 from bench.floor import commit_floor
 from bench.http_starts import http_starts
+from bench.idle import idle_host
 from bench.measure import BenchError, Result, common_shapes, latency_runs, median_round
 from bench.report import Row, describe_machine, machine_line, payload, table
 from bench.shapes import run_embedded, scenarios
@@ -44,6 +45,9 @@ def run(
                 dbos_file = folder / f"{round_}-{n}-{name}-dbos.db"
                 for result in compare.run_dbos_shape(name, storage, dbos_file, quick).values():
                     theirs.setdefault(result.shape, []).append(result)
+        with durafn_store(storage, folder / f"{round_}-idle.db") as url:
+            for result in idle_host(url, 100 if quick else 10_000):
+                ours.setdefault(result.shape, []).append(result)
         http = folder / f"{round_}-http"
         http.mkdir()
         with durafn_store(storage, http / "http.db") as url:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from bench.measure import BenchError, Result, from_dict
+from bench.child import run_child
+from bench.measure import Result
 from bench.stores import dbos_system_database
 
 DBOS_VERSION = "3.4.0"  # the version the `bench` extra pins
@@ -33,20 +31,8 @@ def run_dbos_shape(
 ) -> dict[str, Result]:
     """Run one common shape on DBOS in a subprocess; its results by shape name."""
     with dbos_system_database(storage, sqlite_file) as url:
-        command = [sys.executable, "-m", "bench.dbos_shapes", shape, url]
-        done = subprocess.run(
-            [*command, *(["--quick"] if quick else [])],
-            cwd=Path(__file__).resolve().parent.parent,
-            capture_output=True,
-            text=True,
-        )
-    if done.returncode != 0:
-        raise BenchError(f"DBOS shape {shape} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    lines = done.stdout.strip().splitlines()
-    if not lines:
-        raise BenchError(f"DBOS shape {shape} printed no results:\n{done.stderr[-3000:]}")
-    # the JSON is the last line: anything DBOS logs to stdout comes before it
-    results = [from_dict(r) for r in json.loads(lines[-1])]
+        args = [shape, url, *(["--quick"] if quick else [])]
+        results = run_child(f"DBOS shape {shape}", "bench.dbos_shapes", *args)
     return {r.shape: r for r in results}
 
 

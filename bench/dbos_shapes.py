@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import sys
 from typing import Any
@@ -30,7 +29,8 @@ from dbos import DBOS
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
-from bench.measure import Result, as_dict, common_shapes
+from bench.child import print_results
+from bench.measure import Result, common_shapes
 
 
 @DBOS.step()
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the small sizes of `--quick`")
     args = parser.parse_args(argv)
     results = run(args.shape, args.system_database_url, args.quick)
-    print(json.dumps([as_dict(r) for r in results]))
+    print_results(results)
     return 0
 
 

@@ -1,10 +1,9 @@
 """The benchmark shapes of issue 6 on the embedded df.Runtime: the common ones (bench/measure.py)
-through :class:`DurafnEngine`, plus replay and idle instances, which only durafn has."""
+through :class:`DurafnEngine`, plus replay, which only durafn has (idle instances, also durafn's
+alone, run in a process of their own: bench/idle.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import resource
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -59,20 +58,6 @@ async def replay_longest_chain(rt: df.Runtime) -> Result:
     return Result(f"replay of {steps}-step history", replay_ms, "ms", f"{len(history)} events")
 
 
-async def idle_instances(rt: df.Runtime, count: int) -> list[Result]:
-    """``count`` orchestrations waiting for an event: the host's peak RSS."""
-    ids = [await rt.client.start_new("idle") for _ in range(count)]
-    while True:
-        pending = frozenset({df.OrchestrationRuntimeStatus.Pending})
-        waiting = await rt.client.query(df.InstanceQuery(runtime_status=pending, top=1))
-        if not waiting.statuses:
-            break
-        await asyncio.sleep(0.1)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del ids
-    return [Result(f"{count} idle orchestrations", rss_mb, "MB RSS", "peak of this process")]
-
-
 async def run_embedded(storage: str, scenario: Scenario) -> list[Result]:
     """Run one scenario on the store at ``storage``."""
     async with df.Runtime(build_app(), storage) as rt:
@@ -101,5 +86,4 @@ def scenarios(quick: bool) -> list[tuple[str, Scenario]]:
         ("latency", on_durafn(common["latency"])),
         ("fan-out", on_durafn(common["fan-out"])),
         ("chains", chains_then_replay),
-        ("idle", lambda rt: idle_instances(rt, 100 if quick else 10_000)),
     ]

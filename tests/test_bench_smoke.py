@@ -12,7 +12,8 @@ import sqlalchemy
 from pgstore import store_connection
 
 from bench.floor import commit_floor
-from bench.measure import Result, median_round
+from bench.idle import idle_host
+from bench.measure import BenchError, Result, median_round
 from bench.stores import durafn_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ def test_bench_quick_run_prints_every_shape(tmp_path: Path) -> None:
     assert http[0]["unit"] == "req/s"
     assert http[0]["value"] > 0
     assert "HTTP starts" in done.stdout
+    [idle] = [r for r in results if r["shape"] == "100 idle orchestrations"]
+    assert idle["unit"] == "MB RSS" and idle["detail"] == "peak of a host process of its own"
     floor = {r["shape"]: r["value"] for r in results if r["shape"].startswith("floor: ")}
     p50, p99 = floor["floor: 4 bare commits p50"], floor["floor: 4 bare commits p99"]
     assert 0 < p50 <= p99
@@ -65,6 +68,14 @@ def test_the_commit_floor_leaves_a_given_sqlite_store_as_it_was(tmp_path: Path) 
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         assert tables == [("kept",)]
         assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
+
+
+def test_a_shape_whose_process_fails_names_itself_and_shows_why() -> None:
+    with pytest.raises(BenchError) as failed:
+        idle_host("bogus://somewhere", 10)
+    assert str(failed.value).startswith("the idle shape exited 1:\n")
+    # the child's own error, from its stderr
+    assert "unsupported storage URL scheme 'bogus://'" in str(failed.value)
 
 
 def test_rounds_report_each_shape_once_as_its_median_round(tmp_path: Path) -> None:
