@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy.engine import URL, make_url
 
 from bench.measure import Result, percentile
-from bench.stores import is_postgres
+from bench.stores import autocommit_connection, is_postgres
 from durafn.store.dialect import synchronous_mode
 
 COMMITS_PER_RUN = 4
@@ -59,10 +59,7 @@ def _sqlite_insert(url: URL) -> Iterator[Callable[[], None]]:
 def _postgres_insert(url: URL) -> Iterator[Callable[[], None]]:
     """One-row INSERTs, each its own transaction (one round trip: autocommit), with the
     ``synchronous_commit`` durafn's ``?synchronous=`` gives its connections."""
-    import psycopg  # only installed with the postgres extra, which a PostgreSQL --storage needs
-
-    plain = url.set(drivername="postgresql").difference_update_query(["synchronous"])
-    with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as conn:
+    with autocommit_connection(url.render_as_string(hide_password=False)) as conn:
         if synchronous_mode(url, "FULL") == "NORMAL":
             conn.execute("SET synchronous_commit = off")
         with _scratch_table(conn.execute, "bigserial", "%s") as insert:

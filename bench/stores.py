@@ -81,8 +81,9 @@ def describe_dbos(storage: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _admin(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """An autocommit connection to ``storage``'s database (CREATE/DROP DATABASE need one)."""
+def autocommit_connection(storage: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to ``storage``'s database with its options (CREATE/DROP
+    DATABASE need one, and the commit floor takes one commit per statement)."""
     try:  # imported here: psycopg is only installed with the postgres extra
         import psycopg
     except ImportError:
@@ -103,7 +104,7 @@ def _fresh(storage: str, kind: str, name: str, drop_option: str) -> Iterator[Non
     """A ``kind`` (SCHEMA, DATABASE) ``name`` created empty on ``storage``'s server and dropped
     afterwards."""
     drop = f"DROP {kind} IF EXISTS {name} {drop_option}"
-    with _admin(storage) as admin:
+    with autocommit_connection(storage) as admin:
         admin.execute(drop)
         admin.execute(f"CREATE {kind} {name}")
         try:
